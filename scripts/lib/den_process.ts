@@ -1,0 +1,159 @@
+/**
+ * Runs den from source as real child processes, with the same flags as `deno task den`
+ * (read from deno.json so there is one list of permissions). Used by tests, demo and benches.
+ */
+
+const ROOT = new URL("../../", import.meta.url);
+const MAIN = new URL("main.ts", ROOT).pathname;
+
+function denRunArgs(): string[] {
+  const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
+  const words = String(cfg.tasks.den).split(/\s+/);
+  // "deno run <flags> main.ts" → the flags between "run" and the entry point.
+  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
+}
+
+const RUN_ARGS = denRunArgs();
+
+export interface DenResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface DenOptions {
+  env?: Record<string, string>;
+  stdin?: string;
+  cwd?: string;
+}
+
+function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
+  delete env.RUST_BACKTRACE;
+  delete env.DEN_HOME;
+  delete env.DEN_PASSPHRASE;
+  return { ...env, ...extra };
+}
+
+export function denCommand(args: string[], opts: DenOptions = {}): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...RUN_ARGS, MAIN, ...args],
+    env: childEnv(opts.env),
+    clearEnv: true,
+    cwd: opts.cwd,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Runs one den command to completion. */
+export async function den(args: string[], opts: DenOptions = {}): Promise<DenResult> {
+  const child = denCommand(args, opts).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** A daemon child process whose stderr (its log) is collected. */
+export class DaemonProcess {
+  readonly child: Deno.ChildProcess;
+  readonly home: string;
+  #log = "";
+  readonly #logDone: Promise<void>;
+  readonly exited: Promise<Deno.CommandStatus>;
+
+  private constructor(home: string, child: Deno.ChildProcess) {
+    this.home = home;
+    this.child = child;
+    this.exited = child.status;
+    this.#logDone = (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of child.stderr) this.#log += dec.decode(chunk, { stream: true });
+    })();
+    child.stdout.cancel();
+  }
+
+  /** Starts `den daemon --home HOME` and waits until `den status` answers. */
+  static async start(home: string, opts: DenOptions & { args?: string[] } = {}) {
+    const child = denCommand(["daemon", "--home", home, ...(opts.args ?? [])], opts).spawn();
+    const d = new DaemonProcess(home, child);
+    let exited = false;
+    d.exited.then(() => exited = true);
+    await waitFor(`daemon in ${home}`, async () => {
+      if (exited) throw new Error(`daemon exited early:\n${(await d.finished()).log}`);
+      return (await den(["status", "--home", home])).code === 0;
+    });
+    return d;
+  }
+
+  /** What the daemon has logged so far. */
+  get log(): string {
+    return this.#log;
+  }
+
+  /** Waits for the process to end and its whole log to be read. */
+  async finished(): Promise<{ status: Deno.CommandStatus; log: string }> {
+    const status = await this.exited;
+    await this.#logDone;
+    return { status, log: this.#log };
+  }
+
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    try {
+      this.child.kill(signal);
+    } catch { /* already gone */ }
+  }
+
+  /** Makes sure the process is gone (for test cleanup). */
+  async stop(): Promise<void> {
+    this.kill("SIGKILL");
+    await this.finished();
+  }
+}
+
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** `den init` for a throwaway node on loopback ports, unencrypted keys. */
+export async function initNode(home: string, name: string, extra: string[] = []) {
+  const listen = `127.0.0.1:${freePort()}`;
+  const metrics = `127.0.0.1:${freePort()}`;
+  const r = await den([
+    "init",
+    "--name",
+    name,
+    "--no-passphrase",
+    "--listen",
+    listen,
+    "--metrics",
+    metrics,
+    "--home",
+    home,
+    ...extra,
+  ]);
+  if (r.code !== 0) throw new Error(`den init ${name} failed (${r.code}): ${r.stderr}`);
+  return { listen, metrics, output: r.stdout };
+}

@@ -1,0 +1,17 @@
+/** Every command den knows, in the order `den --help` lists them. */
+import { goodbyeCommand, reloadCommand, statusCommand } from "./control.ts";
+import { daemonCommand } from "./daemon.ts";
+import { doctorCommand } from "./doctor.ts";
+import { initCommand } from "./init.ts";
+import type { CommandSpec } from "./spec.ts";
+import { versionCommand } from "./version.ts";
+
+export const COMMANDS: readonly CommandSpec[] = [
+  initCommand,
+  daemonCommand,
+  statusCommand,
+  reloadCommand,
+  goodbyeCommand,
+  doctorCommand,
+  versionCommand,
+];

@@ -1,0 +1,133 @@
+/** Finds the command in argv, parses its flags strictly, drops permissions, and runs it. */
+import { parseArgs } from "node:util";
+import { DenError, Exit } from "../errors.ts";
+import { CommandContext, type FlagValue } from "./context.ts";
+import { commandHelp, groupHelp } from "./help.ts";
+import { printError, writeOut } from "./output.ts";
+import { type CommandSpec, GLOBAL_OPTIONS, type OptionSpec } from "./spec.ts";
+import { closest } from "./suggest.ts";
+
+const ALL_PERMISSIONS: Deno.PermissionName[] = [
+  "read",
+  "write",
+  "net",
+  "env",
+  "sys",
+  "run",
+  "ffi",
+];
+
+function usageError(message: string, hint?: string): DenError {
+  return new DenError("usage", message, { exit: Exit.usage, hint });
+}
+
+/** Splits argv into the command words and the rest; global flags may come first. */
+function findCommand(argv: string[], commands: readonly CommandSpec[]) {
+  const words: string[] = [];
+  const rest: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--home") {
+      rest.push(a, argv[++i] ?? "");
+      continue;
+    }
+    if (a.startsWith("-")) {
+      rest.push(a);
+      continue;
+    }
+    const candidate = [...words, a].join(" ");
+    const isPrefix = commands.some((c) =>
+      c.name === candidate || c.name.startsWith(candidate + " ")
+    );
+    if (!isPrefix) break;
+    words.push(a);
+    if (commands.some((c) => c.name === candidate)) {
+      i++;
+      break;
+    }
+  }
+  rest.push(...argv.slice(i));
+  const name = words.join(" ");
+  return { name, cmd: commands.find((c) => c.name === name), rest, stray: argv[i] };
+}
+
+function parseFlags(cmd: CommandSpec, rest: string[]) {
+  const options: Record<string, OptionSpec> = { ...cmd.options, ...GLOBAL_OPTIONS };
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: Object.fromEntries(
+        Object.entries(options).map(([n, o]) => [n, {
+          type: o.type,
+          multiple: o.multiple ?? false,
+          ...(o.short ? { short: o.short } : {}),
+        }]),
+      ),
+      strict: true,
+      allowPositionals: true,
+    });
+    return { values: values as Record<string, FlagValue>, positionals };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(msg)?.[1];
+    if (unknown) {
+      const near = closest(unknown.replace(/^-+/, ""), Object.keys(options));
+      throw usageError(
+        `unknown flag ${unknown} for den ${cmd.name}`,
+        near ? `did you mean --${near}? (den ${cmd.name} --help)` : `see den ${cmd.name} --help`,
+      );
+    }
+    throw usageError(`${msg.replace(/\. To specify.*$/s, "")}`, `see den ${cmd.name} --help`);
+  }
+}
+
+/** Revokes what the command does not need, so a bug in it cannot reach further. */
+async function dropPermissions(keep: Deno.PermissionName[]): Promise<void> {
+  for (const name of ALL_PERMISSIONS) {
+    if (!keep.includes(name)) await Deno.permissions.revoke({ name } as Deno.PermissionDescriptor);
+  }
+}
+
+export async function runCli(argv: string[], commands: readonly CommandSpec[]): Promise<number> {
+  try {
+    if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+      writeOut(groupHelp("", commands));
+      return Exit.ok;
+    }
+    if (argv[0] === "--version") argv = ["version"];
+    const { name, cmd, rest, stray } = findCommand(argv, commands);
+    if (!cmd) {
+      if (name && (rest.includes("--help") || rest.includes("-h") || stray === undefined)) {
+        writeOut(groupHelp(name, commands));
+        return rest.includes("--help") || rest.includes("-h") ? Exit.ok : Exit.usage;
+      }
+      const typed = [name, stray].filter(Boolean).join(" ") || argv.join(" ");
+      const names = commands.map((c) => c.name);
+      const near = closest(typed, names) ??
+        closest(typed, names.filter((n) => n.split(" ").length === 1));
+      throw usageError(
+        `unknown command '${typed}'`,
+        near
+          ? `did you mean 'den ${near}'? (den --help lists commands)`
+          : "den --help lists commands",
+      );
+    }
+    const { values, positionals } = parseFlags(cmd, rest);
+    if (values.help) {
+      writeOut(commandHelp(cmd));
+      return Exit.ok;
+    }
+    const min = cmd.minArgs ?? 0, max = cmd.maxArgs ?? 0;
+    if (positionals.length < min || positionals.length > max) {
+      const why = positionals.length < min
+        ? `den ${cmd.name} needs ${cmd.args}`
+        : `unexpected argument '${positionals[max]}' for den ${cmd.name}`;
+      throw usageError(why, `see den ${cmd.name} --help`);
+    }
+    await dropPermissions(cmd.permissions);
+    return await cmd.run(new CommandContext(values, positionals));
+  } catch (err) {
+    return printError(err);
+  }
+}

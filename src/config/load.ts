@@ -1,0 +1,93 @@
+/** Reading config.toml: a bounded read, TOML parsing, then validation with line numbers. */
+import { parse, TomlError } from "smol-toml";
+import { DenError, Exit } from "../errors.ts";
+import { ConfigError } from "./error.ts";
+import { lineLocator } from "./locate.ts";
+import { type Config, validateConfig } from "./schema.ts";
+
+/** A config is a few KiB; anything near this is a mistake or an attack, not a config. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Deeper inline nesting than any valid config; keeps the parser's recursion small. */
+const MAX_TOML_DEPTH = 16;
+
+/** The parser's own words without its "Invalid TOML document:" prefix and code excerpt. */
+function tomlReason(err: TomlError): string {
+  return err.message.replace(/^Invalid TOML document:\s*/, "").split("\n")[0].trim();
+}
+
+/** Parses and validates config text; `fileLabel` prefixes every message (`config.toml:12: …`). */
+export function parseConfig(source: string, fileLabel: string): Config {
+  let raw: unknown;
+  try {
+    // Integers as BigInt so `mtu = 1380.0` (a float) is told apart from `mtu = 1380`.
+    raw = parse(source, { integersAsBigInt: true, maxDepth: MAX_TOML_DEPTH });
+  } catch (err) {
+    if (!(err instanceof TomlError)) throw err;
+    const reason = tomlReason(err);
+    const excerpt = err.codeblock.trimEnd().split("\n").map((l) => `    ${l}`.trimEnd()).join("\n");
+    throw new ConfigError(fileLabel, [{
+      path: "",
+      line: err.line,
+      found: `invalid TOML (${reason})`,
+      allowed: "TOML syntax, see https://toml.io",
+    }], `${fileLabel}:${err.line}:${err.column}: invalid TOML: ${reason}\n${excerpt}`);
+  }
+  return validateConfig(raw, lineLocator(source), fileLabel);
+}
+
+/** Reads at most `max` bytes; a larger file is refused rather than read into memory. */
+async function readBounded(path: string, max: number): Promise<Uint8Array> {
+  using file = await Deno.open(path, { read: true });
+  const info = await file.stat();
+  if (!info.isFile) {
+    throw new DenError("config_unreadable", `${path} is not a regular file`, {
+      hint: "point --home (or DEN_HOME) at the directory that holds config.toml",
+    });
+  }
+  // Read one byte past the limit, so files that grow or lie about their size are caught too.
+  const buf = new Uint8Array(max + 1);
+  let n = 0;
+  while (n < buf.length) {
+    const got = await file.read(buf.subarray(n));
+    if (got === null) break;
+    n += got;
+  }
+  if (n > max) {
+    throw new DenError("config_too_large", `${path} is larger than ${max} bytes`, {
+      hint: "a config is a few KiB; check that this is the right file",
+    });
+  }
+  return buf.subarray(0, n);
+}
+
+/** Loads, parses and validates a config file. `source` is the text as read. */
+export async function loadConfig(path: string): Promise<{ config: Config; source: string }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBounded(path, MAX_CONFIG_BYTES);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new DenError("no_config", `no config file at ${path}`, {
+        exit: Exit.error,
+        hint: "create one with: den init --name NAME",
+      });
+    }
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new DenError("config_unreadable", `cannot read ${path}: permission denied`, {
+        hint: "run den as the user that owns the file, or fix its permissions",
+      });
+    }
+    throw err;
+  }
+  let source: string;
+  try {
+    source = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ConfigError(path, [{
+      path: "",
+      found: "bytes that are not UTF-8",
+      allowed: "a UTF-8 text file (TOML)",
+    }]);
+  }
+  return { config: parseConfig(source, path), source };
+}

@@ -1,0 +1,64 @@
+/** Key derivation: Argon2id for passphrases (hash-wasm), HKDF-SHA-256 (WebCrypto), SHA-256. */
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
+import { argon2id } from "hash-wasm";
+import { arrayBufferView as view, utf8 } from "./encoding.ts";
+
+export interface Argon2Params {
+  memoryKiB: number;
+  iterations: number;
+  parallelism: number;
+}
+
+/** DESIGN §3: 128 MiB, t=4, p=1 (about 0.85 s here). */
+export const ARGON2_DEFAULT: Readonly<Argon2Params> = Object.freeze({
+  memoryKiB: 131072,
+  iterations: 4,
+  parallelism: 1,
+});
+
+/**
+ * The passphrase is NFC-normalized first, so the same passphrase typed on systems that compose
+ * accents differently derives the same key.
+ */
+export async function argon2idKey(
+  passphrase: string,
+  salt: Uint8Array,
+  params: Argon2Params,
+): Promise<Uint8Array> {
+  const password = utf8(passphrase.normalize("NFC"));
+  try {
+    return await argon2id({
+      password,
+      salt,
+      memorySize: params.memoryKiB,
+      iterations: params.iterations,
+      parallelism: params.parallelism,
+      hashLength: 32,
+      outputType: "binary",
+    });
+  } finally {
+    password.fill(0);
+  }
+}
+
+export async function hkdfSha256(
+  ikm: Uint8Array,
+  salt: Uint8Array,
+  info: Uint8Array,
+  length: number,
+): Promise<Uint8Array> {
+  if (!Number.isInteger(length) || length < 1 || length > 255 * 32) {
+    throw new RangeError(`HKDF-SHA-256: bad output length ${length}`);
+  }
+  const key = await crypto.subtle.importKey("raw", view(ikm), "HKDF", false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits(
+    { name: "HKDF", hash: "SHA-256", salt: view(salt), info: view(info) },
+    key,
+    length * 8,
+  );
+  return new Uint8Array(bits);
+}
+
+export function sha256(bytes: Uint8Array): Uint8Array {
+  return nobleSha256(bytes);
+}

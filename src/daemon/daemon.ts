@@ -1,0 +1,210 @@
+/**
+ * The daemon: owns one node's services (control socket, metrics) and their lifecycle.
+ * Everything lives on the instance, so several daemons can run in one process (tests do).
+ */
+import type { Config } from "../config/schema.ts";
+import { loadConfig } from "../config/load.ts";
+import type { DenPaths } from "../config/paths.ts";
+import { DenError } from "../errors.ts";
+import { type Identity, wipeIdentity } from "../identity/keys.ts";
+import { IpcServer, removeStaleSocket } from "../ipc/server.ts";
+import type { Logger } from "../log/logger.ts";
+import { registerProcessMetrics } from "../metrics/process.ts";
+import { MetricsRegistry } from "../metrics/registry.ts";
+import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
+import { parseHostPort } from "../config/validators.ts";
+import { VERSION } from "../version.ts";
+import { InstanceLock } from "./lock.ts";
+import { planReload } from "./reload.ts";
+import { raceTimeout } from "../util/timeout.ts";
+
+export interface DaemonOptions {
+  paths: DenPaths;
+  config: Config;
+  identity: Identity;
+  fingerprint: string;
+  log: Logger;
+}
+
+/** Longest a graceful shutdown may take before remaining services are abandoned. */
+const SHUTDOWN_BUDGET_MS = 1500;
+
+export class Daemon {
+  readonly #paths: DenPaths;
+  readonly #identity: Identity;
+  readonly #fingerprint: string;
+  readonly #log: Logger;
+  readonly #metrics = new MetricsRegistry();
+  readonly #startedAt = Date.now();
+  readonly #lock: InstanceLock;
+  #config: Config;
+  #ipc: IpcServer | null = null;
+  #metricsServer: MetricsServer | null = null;
+  #stopping: Promise<void> | null = null;
+  readonly #stopped: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  private constructor(opts: DaemonOptions, lock: InstanceLock) {
+    this.#paths = opts.paths;
+    this.#config = opts.config;
+    this.#identity = opts.identity;
+    this.#fingerprint = opts.fingerprint;
+    this.#log = opts.log;
+    this.#lock = lock;
+  }
+
+  /** Takes the home's lock, replaces a stale socket, and starts every service. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const lock = await InstanceLock.acquire(opts.paths.lock);
+    const d = new Daemon(opts, lock);
+    try {
+      await d.#startServices();
+    } catch (err) {
+      await d.#shutdownServices();
+      lock.release();
+      throw err;
+    }
+    return d;
+  }
+
+  /** Resolves once the daemon has fully stopped. */
+  get stopped(): Promise<void> {
+    return this.#stopped.promise;
+  }
+
+  async #startServices(): Promise<void> {
+    const log = this.#log;
+    if (await removeStaleSocket(this.#paths.socket)) {
+      log.warn("removed a stale control socket left by an earlier daemon", {
+        path: this.#paths.socket,
+      });
+    }
+    this.#registerMetrics();
+    this.#ipc = new IpcServer(this.#paths.socket, this.#handlers(), log.child("ipc"), {
+      onRequest: (method, ok) =>
+        this.#metrics.inc("den_ipc_requests_total", { method, result: ok ? "ok" : "error" }),
+    });
+    this.#metricsServer = this.#startMetrics(this.#config);
+    log.info("daemon started", {
+      name: this.#config.node.name,
+      fingerprint: this.#fingerprint,
+      version: VERSION,
+      socket: this.#paths.socket,
+      metrics: this.#metricsServer?.address ?? "off",
+      pid: Deno.pid,
+    });
+  }
+
+  #registerMetrics(): void {
+    const m = this.#metrics;
+    registerProcessMetrics(m, this.#startedAt);
+    m.counter("den_ipc_requests_total", "Control socket requests by method and result.");
+    m.counter("den_config_reloads_total", "Config reloads by result.");
+    m.gauge(
+      "den_peers_configured",
+      "Peers listed in config.toml.",
+      () => this.#config.peers.length,
+    );
+    m.gauge(
+      "den_networks_configured",
+      "VPN networks listed in config.toml.",
+      () => Object.keys(this.#config.networks).length,
+    );
+  }
+
+  #startMetrics(cfg: Config): MetricsServer | null {
+    if (cfg.node.metrics === "off") return null;
+    const { host, port } = parseHostPort(cfg.node.metrics);
+    try {
+      return startMetricsServer(this.#metrics, host, port);
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) {
+        throw new DenError("metrics_port_in_use", `metrics address ${cfg.node.metrics} is in use`, {
+          hint: `set [node] metrics to a free HOST:PORT, or "off", in ${this.#paths.config}`,
+        });
+      }
+      throw err;
+    }
+  }
+
+  #handlers() {
+    return new Map<string, (p: Record<string, unknown>) => unknown>([
+      ["status", () => this.status()],
+      ["reload", () => this.reload()],
+      ["goodbye", () => {
+        // Answer first, then stop: the client waits for the socket to go away.
+        setTimeout(() => this.stop("goodbye requested"), 10);
+        return { stopping: true, pid: Deno.pid };
+      }],
+    ]);
+  }
+
+  status() {
+    const cfg = this.#config;
+    return {
+      name: cfg.node.name,
+      fingerprint: this.#fingerprint,
+      version: VERSION,
+      uptime_s: Math.floor((Date.now() - this.#startedAt) / 1000),
+      listen: cfg.node.listen,
+      metrics: this.#metricsServer?.address ?? "off",
+      pid: Deno.pid,
+      home: this.#paths.home,
+      config: this.#paths.config,
+      socket: this.#paths.socket,
+      counts: {
+        peers_configured: cfg.peers.length,
+        relays: cfg.relay.urls.length,
+        networks: Object.keys(cfg.networks).length,
+      },
+    };
+  }
+
+  /** Validates the file first; on any error the running config stays exactly as it was. */
+  async reload() {
+    let next: Config;
+    try {
+      next = (await loadConfig(this.#paths.config)).config;
+    } catch (err) {
+      this.#metrics.inc("den_config_reloads_total", { result: "invalid" });
+      this.#log.warn("reload refused: config invalid, keeping the running config", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      throw err;
+    }
+    const plan = planReload(this.#config, next);
+    if (plan.applied.includes("node.metrics")) {
+      // Bind the new address before letting go of the old one, so a failure changes nothing.
+      const fresh = this.#startMetrics(plan.next);
+      await this.#metricsServer?.close();
+      this.#metricsServer = fresh;
+    }
+    this.#config = plan.next;
+    this.#metrics.inc("den_config_reloads_total", { result: "ok" });
+    this.#log.info("config reloaded", {
+      applied: plan.applied.join(",") || "none",
+      restart_required: plan.restartRequired.join(",") || "none",
+    });
+    return { applied: plan.applied, restart_required: plan.restartRequired };
+  }
+
+  /** Graceful shutdown; safe to call more than once. */
+  stop(reason: string): Promise<void> {
+    if (!this.#stopping) {
+      this.#stopping = (async () => {
+        this.#log.info("daemon stopping", { reason });
+        await raceTimeout(this.#shutdownServices(), SHUTDOWN_BUDGET_MS);
+        wipeIdentity(this.#identity);
+        this.#lock.release();
+        this.#log.info("daemon stopped");
+        this.#stopped.resolve();
+      })();
+    }
+    return this.#stopping;
+  }
+
+  async #shutdownServices(): Promise<void> {
+    await Promise.allSettled([this.#ipc?.close(), this.#metricsServer?.close()]);
+    this.#ipc = null;
+    this.#metricsServer = null;
+  }
+}
