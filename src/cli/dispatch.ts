@@ -5,7 +5,7 @@ import { CommandContext, type FlagValue } from "./context.ts";
 import { commandHelp, groupHelp } from "./help.ts";
 import { printError, writeOut } from "./output.ts";
 import { type CommandSpec, GLOBAL_OPTIONS, type OptionSpec } from "./spec.ts";
-import { closest } from "./suggest.ts";
+import { closest } from "../util/suggest.ts";
 
 const ALL_PERMISSIONS: Deno.PermissionName[] = [
   "read",
@@ -124,6 +124,14 @@ export async function runCli(argv: string[], commands: readonly CommandSpec[]): 
         ? `den ${cmd.name} needs ${cmd.args}`
         : `unexpected argument '${positionals[max]}' for den ${cmd.name}`;
       throw usageError(why, `see den ${cmd.name} --help`);
+    }
+    for (const [n, o] of Object.entries(cmd.options)) {
+      if (o.required && values[n] === undefined) {
+        throw usageError(
+          `den ${cmd.name} needs --${n}${o.value ? ` ${o.value}` : ""}`,
+          `see den ${cmd.name} --help`,
+        );
+      }
     }
     await dropPermissions(cmd.permissions);
     return await cmd.run(new CommandContext(values, positionals));

@@ -11,11 +11,19 @@ function columns(rows: [string, string][], indent = "  "): string {
   return rows.map(([a, b]) => `${indent}${a.padEnd(w)}  ${b}`).join("\n");
 }
 
-export function usageLine(cmd: CommandSpec): string {
-  const opts = Object.entries(cmd.options).map(([n, o]) =>
-    `[--${n}${o.value ? ` ${o.value}` : ""}]${o.multiple ? "…" : ""}`
-  );
-  return ["den", cmd.name, cmd.args ?? "", ...opts].filter(Boolean).join(" ");
+/** `den init --name NAME [--force] …`, wrapped to fit a terminal. */
+export function usageLine(cmd: CommandSpec, width = 100): string {
+  const opts = Object.entries(cmd.options).map(([n, o]) => {
+    const flag = `--${n}${o.value ? ` ${o.value}` : ""}`;
+    return (o.required ? flag : `[${flag}]`) + (o.multiple ? "…" : "");
+  });
+  const words = ["den", cmd.name, cmd.args ?? "", ...opts].filter(Boolean);
+  const lines = [""];
+  for (const w of words) {
+    if (lines.at(-1)!.length + w.length + 1 > width - 7) lines.push("   ");
+    lines[lines.length - 1] += (lines.at(-1)!.trim() ? " " : "") + w;
+  }
+  return lines.join("\n      ");
 }
 
 export function commandHelp(cmd: CommandSpec): string {

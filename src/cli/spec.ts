@@ -8,6 +8,8 @@ export interface OptionSpec {
   /** Placeholder shown in help, e.g. "HOST:PORT". */
   value?: string;
   help: string;
+  /** The command cannot run without it (shown without brackets in the usage line). */
+  required?: boolean;
 }
 
 export interface CommandSpec {

@@ -47,29 +47,3 @@ export function showPath(path: readonly (string | number)[]): string {
   return path.map((seg) => typeof seg === "number" || BARE_KEY.test(seg) ? String(seg) : quote(seg))
     .join(".");
 }
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length];
-}
-
-/** The candidate a mistyped key most likely meant, if any is close. */
-export function closest(input: string, candidates: readonly string[]): string | undefined {
-  if (input.length > 64) return undefined;
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = distance(input.toLowerCase(), c);
-    if (d < bestD) [best, bestD] = [c, d];
-  }
-  return bestD <= Math.max(1, Math.floor(input.length / 3)) ? best : undefined;
-}

@@ -4,6 +4,7 @@ import { DenError, Exit } from "../errors.ts";
 import { ConfigError } from "./error.ts";
 import { lineLocator } from "./locate.ts";
 import { type Config, validateConfig } from "./schema.ts";
+import { type BoundedRead, readBounded } from "../util/fsio.ts";
 
 /** A config is a few KiB; anything near this is a mistake or an attack, not a config. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -35,36 +36,11 @@ export function parseConfig(source: string, fileLabel: string): Config {
   return validateConfig(raw, lineLocator(source), fileLabel);
 }
 
-/** Reads at most `max` bytes; a larger file is refused rather than read into memory. */
-async function readBounded(path: string, max: number): Promise<Uint8Array> {
-  using file = await Deno.open(path, { read: true });
-  const info = await file.stat();
-  if (!info.isFile) {
-    throw new DenError("config_unreadable", `${path} is not a regular file`, {
-      hint: "point --home (or DEN_HOME) at the directory that holds config.toml",
-    });
-  }
-  // Read one byte past the limit, so files that grow or lie about their size are caught too.
-  const buf = new Uint8Array(max + 1);
-  let n = 0;
-  while (n < buf.length) {
-    const got = await file.read(buf.subarray(n));
-    if (got === null) break;
-    n += got;
-  }
-  if (n > max) {
-    throw new DenError("config_too_large", `${path} is larger than ${max} bytes`, {
-      hint: "a config is a few KiB; check that this is the right file",
-    });
-  }
-  return buf.subarray(0, n);
-}
-
 /** Loads, parses and validates a config file. `source` is the text as read. */
 export async function loadConfig(path: string): Promise<{ config: Config; source: string }> {
-  let bytes: Uint8Array;
+  let read: BoundedRead;
   try {
-    bytes = await readBounded(path, MAX_CONFIG_BYTES);
+    read = await readBounded(path, MAX_CONFIG_BYTES);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
       throw new DenError("no_config", `no config file at ${path}`, {
@@ -79,6 +55,17 @@ export async function loadConfig(path: string): Promise<{ config: Config; source
     }
     throw err;
   }
+  if (read.notAFile) {
+    throw new DenError("config_unreadable", `${path} is not a regular file`, {
+      hint: "point --home (or DEN_HOME) at the directory that holds config.toml",
+    });
+  }
+  if (read.tooLarge) {
+    throw new DenError("config_too_large", `${path} is larger than ${MAX_CONFIG_BYTES} bytes`, {
+      hint: "a config is a few KiB; check that this is the right file",
+    });
+  }
+  const bytes = read.bytes;
   let source: string;
   try {
     source = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -3,7 +3,8 @@
  * every problem, so one edit-and-retry fixes them all; the result has every default filled in.
  */
 import { DEFAULTS } from "./defaults.ts";
-import { closest, describe, isTable, quote, showPath } from "./describe.ts";
+import { closest } from "../util/suggest.ts";
+import { describe, isTable, quote, showPath } from "./describe.ts";
 import { ConfigError, type ConfigIssue } from "./error.ts";
 import type { Locate } from "./locate.ts";
 import {
@@ -191,7 +192,7 @@ function table(
   }
   for (const k of Object.keys(v)) {
     if (keys === null || keys.includes(k)) continue;
-    const guess = closest(k, keys);
+    const guess = closest(k.toLowerCase(), keys);
     const hint = guess ? ` (did you mean ${quote(guess)}?)` : "";
     report(
       ctx,
@@ -488,7 +489,7 @@ function checkTopLevel(ctx: Ctx, root: Table): void {
   for (const k of Object.keys(root)) {
     if ((KEYS.top as readonly string[]).includes(k)) continue;
     const underNode = (KEYS.node as readonly string[]).includes(k);
-    const guess = closest(k, KEYS.top);
+    const guess = closest(k.toLowerCase(), KEYS.top);
     const hint = underNode
       ? ` (${k} belongs under [node])`
       : guess

@@ -1,5 +1,6 @@
 /** Writing config.toml: the file `den init` creates, and an atomic replace. */
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
+import { writeFileAtomic } from "../util/fsio.ts";
 import { DEFAULTS, RELAY_PORT } from "./defaults.ts";
 
 export type InitialConfigOptions = {
@@ -82,25 +83,6 @@ export function renderInitialConfig(opts: InitialConfigOptions): string {
  * Overwrites without asking; the caller decides. The config holds no secrets, hence 0644.
  */
 export async function writeConfigFile(path: string, text: string): Promise<void> {
-  const dir = dirname(path);
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const suffix = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16))
-    .join("");
-  const tmp = join(dir, `.config.toml.${suffix}.tmp`);
-  try {
-    // createNew: never follow a planted symlink or reuse someone else's file.
-    using file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
-    const bytes = new TextEncoder().encode(text);
-    for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-    await file.sync();
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  }
-  try {
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  }
+  await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(path, new TextEncoder().encode(text), 0o644);
 }

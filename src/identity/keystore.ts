@@ -8,7 +8,7 @@ import { concatBytes, equalBytes } from "../crypto/encoding.ts";
 import { ARGON2_DEFAULT, argon2idKey, type Argon2Params, sha256 } from "../crypto/kdf.ts";
 import { randomBytes } from "../crypto/random.ts";
 import { DenError, Exit, isNotFound } from "../errors.ts";
-import { readBounded, writeFileAtomic } from "./fsio.ts";
+import { readBounded, writeFileAtomic } from "../util/fsio.ts";
 import { type Identity, identityFromSeeds } from "./keys.ts";
 import {
   argon2ParamsProblem,

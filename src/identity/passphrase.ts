@@ -5,7 +5,7 @@
  */
 import { fromUtf8 } from "../crypto/encoding.ts";
 import { DenError, Exit, isNotFound } from "../errors.ts";
-import { readBounded } from "./fsio.ts";
+import { readBounded } from "../util/fsio.ts";
 import { HiddenLine } from "./line_editor.ts";
 
 export const PASSPHRASE_FILE_MAX_BYTES = 4096;

@@ -2,7 +2,7 @@
 import { fromBase64, fromUtf8, toBase64, utf8 } from "../crypto/encoding.ts";
 import { DenError, Exit, isNotFound } from "../errors.ts";
 import { fingerprint, normalizeFingerprint } from "./fingerprint.ts";
-import { readBounded, writeFileAtomic } from "./fsio.ts";
+import { readBounded, writeFileAtomic } from "../util/fsio.ts";
 import { type Identity, PUBLIC_KEY_BYTES, type PublicKeys, validateName } from "./keys.ts";
 
 export const PUB_FILE_VERSION = 1;

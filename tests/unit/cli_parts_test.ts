@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { closest } from "../../src/cli/suggest.ts";
+import { closest } from "../../src/util/suggest.ts";
 import { formatDuration } from "../../src/cli/output.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { MetricsRegistry } from "../../src/metrics/registry.ts";

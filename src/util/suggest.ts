@@ -15,7 +15,7 @@ function distance(a: string, b: string): number {
 }
 
 /** The closest candidate, if it is close enough to be a plausible typo or prefix. */
-export function closest(input: string, candidates: string[]): string | undefined {
+export function closest(input: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
