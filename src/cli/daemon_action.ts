@@ -32,7 +32,7 @@ export async function runDaemon(ctx: CommandContext): Promise<number> {
     obtainPassphrase({
       file: ctx.string("passphrase-file"),
       env: (k) => Deno.env.get(k),
-      purpose: `the passphrase for ${paths.identityKey}`,
+      purpose: `unlock ${paths.identityKey}`,
     }));
   const fp = fingerprint(identity.publicKeys);
   const pub = await readPublicFile(paths.identityPub);

@@ -78,7 +78,7 @@ export async function runInit(ctx: CommandContext): Promise<number> {
       file: ctx.string("passphrase-file"),
       confirm: true,
       env: (k) => Deno.env.get(k),
-      purpose: `a new passphrase for ${name}'s keys`,
+      purpose: `encrypt ${name}'s new keys`,
     });
   }
   for (const dir of new Set([paths.configDir, paths.dataDir])) await ensurePrivateDir(dir);

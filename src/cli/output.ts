@@ -14,7 +14,12 @@ export function writeErr(text: string): void {
 function writeAll(w: { writeSync(p: Uint8Array): number }, text: string): void {
   const bytes = encoder.encode(text);
   let off = 0;
-  while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
+  try {
+    while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
+  } catch (err) {
+    // The reader went away (`den status | head -1`): nothing left to tell it.
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
 }
 
 export function printJson(value: unknown): void {

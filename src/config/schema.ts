@@ -232,17 +232,25 @@ function str(v: unknown): string {
   return v;
 }
 
-/** A string that `parse` accepts, kept as written. */
-function parsed(parse: (s: string) => unknown): Conv<string> {
+/** The result of `parse` on a string value; its ValueError becomes the reported reason. */
+function via<T>(parse: (s: string) => T): Conv<T> {
   return (v) => {
     const s = str(v);
     try {
-      parse(s);
+      return parse(s);
     } catch (e) {
       if (e instanceof ValueError) throw new Bad(`${quote(s)} (${e.message})`);
       throw e;
     }
-    return s;
+  };
+}
+
+/** A string that `parse` accepts, kept as written. */
+function parsed(parse: (s: string) => unknown): Conv<string> {
+  const check = via(parse);
+  return (v) => {
+    check(v);
+    return v as string;
   };
 }
 
@@ -278,15 +286,8 @@ const metrics: Conv<string> = (v) => (v === "off" ? v : hostPort(v));
 const cidr = parsed(parseCidr);
 const relayUrl = parsed(parseRelayUrl);
 
-function fingerprint(v: unknown): string {
-  const s = str(v);
-  try {
-    return normalizeFingerprint(s);
-  } catch (e) {
-    if (e instanceof ValueError) throw new Bad(`${quote(s)} (${e.message})`);
-    throw e;
-  }
-}
+const fingerprint = via(normalizeFingerprint);
+const ip = parsed(parseIp);
 
 function peerRef(v: unknown): string {
   const s = str(v);
@@ -305,17 +306,7 @@ function mtu(v: unknown): number {
   return Number(v);
 }
 
-function ipOrAuto(v: unknown): string {
-  const s = str(v);
-  if (s === "auto") return s;
-  try {
-    parseIp(s);
-  } catch (e) {
-    if (e instanceof ValueError) throw new Bad(`${quote(s)} (${e.message})`);
-    throw e;
-  }
-  return s;
-}
+const ipOrAuto: Conv<string> = (v) => (v === "auto" ? v : ip(v));
 
 // Sections ---------------------------------------------------------------------------------------
 

@@ -34,6 +34,14 @@ async function dirs(paths: DenPaths): Promise<CheckResult> {
     for (const d of new Set([paths.configDir, paths.dataDir])) await checkPrivateDir(d);
     return { check: "directories", status: "ok", detail: `${paths.configDir} is private (0700)` };
   } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      return {
+        check: "directories",
+        status: "fail",
+        detail: `${paths.configDir} does not exist`,
+        fix: "den init --name NAME",
+      };
+    }
     return fromError("directories", err);
   }
 }

@@ -167,3 +167,33 @@ Deno.test("daemon: garbage on the control socket is answered or dropped; daemon 
     }
   });
 });
+
+Deno.test("daemon: a busy metrics port stops start-up cleanly; lock and socket are released", async () => {
+  await withNode("busy", async (home, { metrics }) => {
+    const [host, port] = metrics.split(":");
+    const blocker = Deno.listen({ hostname: host, port: Number(port) });
+    try {
+      const r = await den(["daemon", "--home", home]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`metrics address ${metrics} is in use`));
+      assert.match(r.stderr, /hint: set \[node\] metrics to a free HOST:PORT, or "off"/);
+      await assert.rejects(Deno.lstat(`${home}/den.sock`), Deno.errors.NotFound);
+    } finally {
+      blocker.close();
+    }
+    const d = await DaemonProcess.start(home); // the lock was released
+    await d.stop();
+  });
+});
+
+Deno.test("daemon: with no config it says how to create one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "den-it-" });
+  try {
+    const r = await den(["daemon", "--home", dir]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no config file at .*config\.toml/);
+    assert.match(r.stderr, /den init --name NAME/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
