@@ -3,6 +3,7 @@ import { goodbyeCommand, reloadCommand, statusCommand } from "./control.ts";
 import { daemonCommand } from "./daemon.ts";
 import { doctorCommand } from "./doctor.ts";
 import { initCommand } from "./init.ts";
+import { PEER_COMMANDS } from "./peers.ts";
 import type { CommandSpec } from "./spec.ts";
 import { versionCommand } from "./version.ts";
 
@@ -10,6 +11,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   initCommand,
   daemonCommand,
   statusCommand,
+  ...PEER_COMMANDS,
   reloadCommand,
   goodbyeCommand,
   doctorCommand,

@@ -17,7 +17,13 @@ interface Status {
   pid: number;
   config: string;
   socket: string;
-  counts: { peers_configured: number; relays: number; networks: number };
+  counts: {
+    peers: number;
+    peers_connected: number;
+    peers_configured: number;
+    relays: number;
+    networks: number;
+  };
 }
 
 export const statusCommand: CommandSpec = {
@@ -40,7 +46,7 @@ export const statusCommand: CommandSpec = {
       ["metrics", s.metrics],
       ["pid", String(s.pid)],
       ["config", s.config],
-      ["peers", `${s.counts.peers_configured} configured`],
+      ["peers", `${s.counts.peers_connected} connected of ${s.counts.peers}`],
       ["relays", String(s.counts.relays)],
       ["networks", String(s.counts.networks)],
     ]));

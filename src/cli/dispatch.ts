@@ -21,34 +21,33 @@ function usageError(message: string, hint?: string): DenError {
   return new DenError("usage", message, { exit: Exit.usage, hint });
 }
 
-/** Splits argv into the command words and the rest; global flags may come first. */
+/**
+ * Splits argv into the command and the rest; global flags may come first. The longest matching
+ * command wins, so `peers verify NAME` is not read as `peers` with an argument.
+ */
 function findCommand(argv: string[], commands: readonly CommandSpec[]) {
+  const flags: string[] = [];
   const words: string[] = [];
-  const rest: string[] = [];
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--home") {
-      rest.push(a, argv[++i] ?? "");
+      flags.push(a, argv[++i] ?? "");
       continue;
     }
     if (a.startsWith("-")) {
-      rest.push(a);
+      flags.push(a);
       continue;
     }
     const candidate = [...words, a].join(" ");
-    const isPrefix = commands.some((c) =>
-      c.name === candidate || c.name.startsWith(candidate + " ")
-    );
-    if (!isPrefix) break;
+    if (!commands.some((c) => c.name === candidate || c.name.startsWith(candidate + " "))) break;
     words.push(a);
-    if (commands.some((c) => c.name === candidate)) {
-      i++;
-      break;
-    }
   }
-  rest.push(...argv.slice(i));
-  const name = words.join(" ");
+  // Back off to the longest prefix that is itself a command: `peers NAME` → `peers`, [NAME].
+  let n = words.length;
+  while (n > 0 && !commands.some((c) => c.name === words.slice(0, n).join(" "))) n--;
+  const name = (n > 0 ? words.slice(0, n) : words).join(" ");
+  const rest = [...flags, ...words.slice(n > 0 ? n : words.length), ...argv.slice(i)];
   return { name, cmd: commands.find((c) => c.name === name), rest, stray: argv[i] };
 }
 

@@ -4,6 +4,8 @@
  */
 import { x25519 } from "@noble/curves/ed25519.js";
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
+import { Buffer } from "node:buffer";
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from "node:crypto";
 import { DenError, Exit } from "../errors.ts";
 import { pkcs8FromSeed } from "./der.ts";
 import { arrayBufferView as view } from "./encoding.ts";
@@ -70,22 +72,152 @@ export async function x25519Shared(
   return shared;
 }
 
+/**
+ * A one-use (ephemeral) X25519 key pair from a 32-byte seed, in node:crypto (the runtime's native
+ * code) rather than WebCrypto: synchronous, and about 4x faster to create and 1.5x faster to use
+ * here, which matters for the fresh key in every handshake. Deterministic from the seed so tests
+ * can reproduce vectors; the private KeyObject cannot be read back out.
+ */
+export interface X25519Ephemeral {
+  publicKey: Uint8Array;
+  privateKey: KeyObject;
+}
+
+const X25519_SPKI_PREFIX = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00];
+
+export function x25519Ephemeral(seed: Uint8Array): X25519Ephemeral {
+  const der = pkcs8FromSeed("X25519", seed);
+  try {
+    const privateKey = createPrivateKey({ key: bufferView(der), format: "der", type: "pkcs8" });
+    const spki = createPublicKey(privateKey).export({ format: "der", type: "spki" });
+    return { publicKey: new Uint8Array(spki.subarray(X25519_SPKI_PREFIX.length)), privateKey };
+  } finally {
+    der.fill(0);
+  }
+}
+
+// node:crypto's key parsers are typed for Buffer: a view over the same memory, not a copy.
+function bufferView(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** x25519Shared for an ephemeral key: the same checks, the same "bad_peer_key" errors. */
+export function x25519EphemeralShared(privateKey: KeyObject, peerPublic: Uint8Array): Uint8Array {
+  if (peerPublic.length !== 32) throw badPeerKey("X25519 public key must be 32 bytes");
+  const spki = new Uint8Array(X25519_SPKI_PREFIX.length + 32);
+  spki.set(X25519_SPKI_PREFIX, 0);
+  spki.set(peerPublic, X25519_SPKI_PREFIX.length);
+  let shared: Uint8Array;
+  try {
+    const publicKey = createPublicKey({ key: bufferView(spki), format: "der", type: "spki" });
+    shared = new Uint8Array(diffieHellman({ privateKey, publicKey }));
+  } catch {
+    // The runtime refuses low-order points itself ("failed during derivation").
+    throw badPeerKey("X25519 key agreement failed (low-order or invalid peer key)");
+  }
+  if (shared.every((b) => b === 0)) throw badPeerKey("X25519 shared secret is all zero");
+  return shared;
+}
+
 /** Deterministic from a 64-byte seed (d ‖ z, FIPS 203 ML-KEM.KeyGen_internal). */
 export function mlkemFromSeed(seed: Uint8Array): MlKemKeyPair {
   if (seed.length !== MLKEM768_SEED_BYTES) throw new RangeError("ML-KEM seed must be 64 bytes");
   return ml_kem768.keygen(seed);
 }
 
-export function mlkemEncapsulate(publicKey: Uint8Array): MlKemEncapsulation {
+/**
+ * A one-use (ephemeral) ML-KEM-768 key pair from a 64-byte seed (d ‖ z), in WebCrypto: Deno's
+ * native ML-KEM (the runtime links AWS-LC), about 2x faster to generate and 8x faster to
+ * decapsulate with than @noble/post-quantum here, and the 2400-byte decapsulation key stays inside
+ * a non-extractable CryptoKey instead of JS memory. Same FIPS 203 keys as mlkemFromSeed.
+ */
+export interface MlKemEphemeral {
+  publicKey: Uint8Array;
+  privateKey: CryptoKey;
+}
+
+// Deno implements the WICG "Modern Algorithms in WebCrypto" KEM methods; the bundled TypeScript
+// types do not describe them yet.
+interface KemSubtle {
+  importKey(
+    format: "raw-seed",
+    keyData: BufferSource,
+    algorithm: { name: "ML-KEM-768" },
+    extractable: false,
+    usages: string[],
+  ): Promise<CryptoKey>;
+  getPublicKey(key: CryptoKey, usages: string[]): Promise<CryptoKey>;
+  exportKey(format: "raw-public", key: CryptoKey): Promise<ArrayBuffer>;
+  decapsulateBits(
+    algorithm: { name: "ML-KEM-768" },
+    key: CryptoKey,
+    cipherText: BufferSource,
+  ): Promise<ArrayBuffer>;
+}
+
+const MLKEM768 = { name: "ML-KEM-768" } as const;
+
+export async function mlkemEphemeral(seed: Uint8Array): Promise<MlKemEphemeral> {
+  if (seed.length !== MLKEM768_SEED_BYTES) throw new RangeError("ML-KEM seed must be 64 bytes");
+  const subtle = crypto.subtle as unknown as KemSubtle;
+  const privateKey = await subtle.importKey("raw-seed", view(seed), MLKEM768, false, [
+    "decapsulateBits",
+  ]);
+  const pub = await subtle.getPublicKey(privateKey, ["encapsulateBits"]);
+  return { publicKey: new Uint8Array(await subtle.exportKey("raw-public", pub)), privateKey };
+}
+
+/** Like mlkemDecapsulate (implicit rejection: a changed ciphertext gives an unrelated secret). */
+export async function mlkemEphemeralDecapsulate(
+  privateKey: CryptoKey,
+  cipherText: Uint8Array,
+): Promise<Uint8Array> {
+  if (cipherText.length !== MLKEM768_CIPHERTEXT_BYTES) {
+    throw badPeerKey(`ML-KEM-768 ciphertext must be ${MLKEM768_CIPHERTEXT_BYTES} bytes`);
+  }
+  const subtle = crypto.subtle as unknown as KemSubtle;
+  return new Uint8Array(await subtle.decapsulateBits(MLKEM768, privateKey, view(cipherText)));
+}
+
+/**
+ * `randomness` (32 bytes, FIPS 203 Algorithm 17's `m`) is for known-answer test vectors only; it
+ * must be uniformly random and never reused. Omitted, noble draws it from the CSPRNG.
+ */
+export function mlkemEncapsulate(
+  publicKey: Uint8Array,
+  randomness?: Uint8Array,
+): MlKemEncapsulation {
   if (publicKey.length !== MLKEM768_PUBLIC_KEY_BYTES) {
     throw badPeerKey(`ML-KEM-768 public key must be ${MLKEM768_PUBLIC_KEY_BYTES} bytes`);
   }
+  if (randomness !== undefined && randomness.length !== 32) {
+    throw new RangeError("ML-KEM-768 encapsulation randomness must be 32 bytes");
+  }
   try {
     // noble checks the FIPS 203 §7.2 modulus requirement on the key.
-    return ml_kem768.encapsulate(publicKey);
+    return ml_kem768.encapsulate(publicKey, randomness);
   } catch {
     throw badPeerKey("ML-KEM-768 public key is invalid");
   }
+}
+
+/**
+ * The FIPS 203 §7.2 encapsulation key check without encapsulating: the right length, and every
+ * 12-bit coefficient of the encoded vector t̂ (the first 1152 bytes) below q = 3329, i.e.
+ * ByteEncode12(ByteDecode12(ek)) = ek. For public keys received and stored before any use.
+ */
+export function mlkemPublicKeyIsValid(publicKey: Uint8Array): boolean {
+  const q = 3329;
+  if (publicKey.length !== MLKEM768_PUBLIC_KEY_BYTES) return false;
+  const encodedBytes = 384 * 3;
+  let bad = 0;
+  for (let i = 0; i < encodedBytes; i += 3) {
+    const b0 = publicKey[i], b1 = publicKey[i + 1], b2 = publicKey[i + 2];
+    const c0 = b0 | ((b1 & 0x0f) << 8);
+    const c1 = (b1 >> 4) | (b2 << 4);
+    bad |= Number(c0 >= q) | Number(c1 >= q);
+  }
+  return bad === 0;
 }
 
 /**

@@ -17,6 +17,9 @@ import { VERSION } from "../version.ts";
 import { InstanceLock } from "./lock.ts";
 import { planReload } from "./reload.ts";
 import { raceTimeout } from "../util/timeout.ts";
+import { PeerManager, type PeerTiming } from "../peer/manager.ts";
+import { KnownPeers } from "../trust/known_peers.ts";
+import { deletePeer, type PeerInput, savePeer } from "../config/peers_file.ts";
 
 export interface DaemonOptions {
   paths: DenPaths;
@@ -24,6 +27,8 @@ export interface DaemonOptions {
   identity: Identity;
   fingerprint: string;
   log: Logger;
+  /** Shorter keepalive and backoff for tests. */
+  peerTiming?: Partial<PeerTiming>;
 }
 
 /** Longest a graceful shutdown may take before remaining services are abandoned. */
@@ -37,7 +42,9 @@ export class Daemon {
   readonly #metrics = new MetricsRegistry();
   readonly #startedAt = Date.now();
   readonly #lock: InstanceLock;
+  readonly #opts: DaemonOptions;
   #config: Config;
+  #peers: PeerManager | null = null;
   #ipc: IpcServer | null = null;
   #metricsServer: MetricsServer | null = null;
   #stopping: Promise<void> | null = null;
@@ -50,6 +57,7 @@ export class Daemon {
     this.#fingerprint = opts.fingerprint;
     this.#log = opts.log;
     this.#lock = lock;
+    this.#opts = opts;
   }
 
   /** Takes the home's lock, replaces a stale socket, and starts every service. */
@@ -84,12 +92,24 @@ export class Daemon {
         this.#metrics.inc("den_ipc_requests_total", { method, result: ok ? "ok" : "error" }),
     });
     this.#metricsServer = this.#startMetrics(this.#config);
+    this.#peers = new PeerManager({
+      identity: this.#identity,
+      fingerprint: this.#fingerprint,
+      listen: this.#config.node.listen,
+      peers: this.#config.peers,
+      knownPeers: await KnownPeers.load(this.#paths.knownPeers),
+      log: log.child("peer"),
+      metrics: this.#metrics,
+      timing: this.#opts.peerTiming,
+    });
+    this.#peers.start();
     log.info("daemon started", {
       name: this.#config.node.name,
       fingerprint: this.#fingerprint,
       version: VERSION,
       socket: this.#paths.socket,
       metrics: this.#metricsServer?.address ?? "off",
+      listen: this.#peers.listenAddress,
       pid: Deno.pid,
     });
   }
@@ -130,6 +150,31 @@ export class Daemon {
     return new Map<string, (p: Record<string, unknown>) => unknown>([
       ["status", () => this.status()],
       ["reload", () => this.reload()],
+      ["peers", () => this.#peerManager().list()],
+      ["peers.verify", (p) => this.#peerManager().verify(stringParam(p, "name"))],
+      ["peers.add", (p) =>
+        this.#editPeers(() =>
+          savePeer(
+            this.#paths.config,
+            {
+              name: stringParam(p, "name"),
+              address: optionalString(p, "address"),
+              fingerprint: optionalString(p, "fingerprint"),
+            } satisfies PeerInput,
+          )
+        )],
+      ["peers.remove", (p) =>
+        this.#editPeers(async () => {
+          const name = stringParam(p, "name");
+          if (
+            !await deletePeer(this.#paths.config, name) && !this.#peerManager().removePeer(name)
+          ) {
+            throw new DenError("no_such_peer", `there is no peer called ${name}`, {
+              hint: "den peers lists the peers",
+            });
+          }
+        })],
+      ["trust.reset", (p) => this.#peerManager().trustReset(stringParam(p, "name"))],
       ["goodbye", () => {
         // Answer first, then stop: the client waits for the socket to go away.
         setTimeout(() => this.stop("goodbye requested"), 10);
@@ -138,20 +183,37 @@ export class Daemon {
     ]);
   }
 
+  #peerManager(): PeerManager {
+    if (!this.#peers) throw new DenError("not_ready", "the daemon is still starting");
+    return this.#peers;
+  }
+
+  /** Changes config.toml's peers, then applies the file's new peer list to the running daemon. */
+  async #editPeers(edit: () => Promise<unknown>): Promise<{ peers: number }> {
+    await edit();
+    const loaded = (await loadConfig(this.#paths.config)).config;
+    this.#config = planReload(this.#config, loaded).next;
+    this.#peerManager().setPeers(this.#config.peers);
+    return { peers: this.#config.peers.length };
+  }
+
   status() {
     const cfg = this.#config;
+    const peers = this.#peers?.list() ?? [];
     return {
       name: cfg.node.name,
       fingerprint: this.#fingerprint,
       version: VERSION,
       uptime_s: Math.floor((Date.now() - this.#startedAt) / 1000),
-      listen: cfg.node.listen,
+      listen: this.#peers?.listenAddress ?? cfg.node.listen,
       metrics: this.#metricsServer?.address ?? "off",
       pid: Deno.pid,
       home: this.#paths.home,
       config: this.#paths.config,
       socket: this.#paths.socket,
       counts: {
+        peers: peers.length,
+        peers_connected: peers.filter((p) => p.state === "connected").length,
         peers_configured: cfg.peers.length,
         relays: cfg.relay.urls.length,
         networks: Object.keys(cfg.networks).length,
@@ -179,6 +241,7 @@ export class Daemon {
       this.#metricsServer = fresh;
     }
     this.#config = plan.next;
+    if (plan.applied.includes("peers")) this.#peers?.setPeers(plan.next.peers);
     this.#metrics.inc("den_config_reloads_total", { result: "ok" });
     this.#log.info("config reloaded", {
       applied: plan.applied.join(",") || "none",
@@ -203,8 +266,22 @@ export class Daemon {
   }
 
   async #shutdownServices(): Promise<void> {
+    // Peers first: they are told goodbye while the rest still runs.
+    await this.#peers?.stop();
     await Promise.allSettled([this.#ipc?.close(), this.#metricsServer?.close()]);
     this.#ipc = null;
     this.#metricsServer = null;
   }
+}
+
+function stringParam(p: Record<string, unknown>, key: string): string {
+  const v = p[key];
+  if (typeof v !== "string" || v.length === 0 || v.length > 1024) {
+    throw new DenError("bad_request", `'${key}' must be a non-empty string`);
+  }
+  return v;
+}
+
+function optionalString(p: Record<string, unknown>, key: string): string | undefined {
+  return p[key] === undefined || p[key] === null ? undefined : stringParam(p, key);
 }

@@ -6,7 +6,7 @@ interface Family {
   type: "counter" | "gauge";
   help: string;
   values: Map<string, { labels: Labels; value: number }>;
-  collect?: () => number;
+  collect?: () => number | [Labels, number][];
 }
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -48,8 +48,8 @@ export class MetricsRegistry {
     else f.values.set(key, { labels, value: by });
   }
 
-  /** A gauge whose value is read when metrics are scraped. */
-  gauge(name: string, help: string, collect: () => number): void {
+  /** A gauge read when metrics are scraped: one value, or one per label set. */
+  gauge(name: string, help: string, collect: () => number | [Labels, number][]): void {
     this.#family(name, "gauge", help).collect = collect;
   }
 
@@ -57,9 +57,14 @@ export class MetricsRegistry {
     const out: string[] = [];
     for (const [name, f] of this.#families) {
       out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
-      if (f.collect) out.push(`${name} ${f.collect()}`);
-      else if (f.values.size === 0) out.push(`${name} 0`);
-      for (const { labels, value } of f.values.values()) {
+      const collected = f.collect?.();
+      const rows = typeof collected === "number"
+        ? [{ labels: {}, value: collected }]
+        : collected
+        ? collected.map(([labels, value]) => ({ labels, value }))
+        : [...f.values.values()];
+      if (rows.length === 0) out.push(`${name} 0`);
+      for (const { labels, value } of rows) {
         const ls = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",");
         out.push(ls ? `${name}{${ls}} ${value}` : `${name} ${value}`);
       }

@@ -53,3 +53,15 @@ Deno.test("metrics: Prometheus text with labels escaped and declared counters at
   assert.match(text, /^den_g 42$/m);
   assert.throws(() => m.inc("den_unknown"), /not declared/);
 });
+
+Deno.test("metrics: a gauge can report one value per label set", () => {
+  const m = new MetricsRegistry();
+  m.gauge("den_sessions", "Sessions by state.", () => [[{ state: "connected" }, 3], [
+    { state: "down" },
+    1,
+  ]]);
+  assert.match(
+    m.render(),
+    /^den_sessions\{state="connected"\} 3\nden_sessions\{state="down"\} 1$/m,
+  );
+});

@@ -1,0 +1,202 @@
+/** Peer commands: peers, peers verify, add-peer, rm-peer, trust reset. */
+import { parseHostPort } from "../config/validators.ts";
+import { DenError, Exit } from "../errors.ts";
+import { normalizeFingerprint } from "../identity/fingerprint.ts";
+import { callDaemon } from "../ipc/client.ts";
+import type { PeerView } from "../peer/view.ts";
+import { printJson, writeOut } from "./output.ts";
+import { type CommandSpec, JSON_OPTION } from "./spec.ts";
+
+const CLIENT: Deno.PermissionName[] = ["read", "write", "net", "env"];
+
+function ago(iso: string | null): string {
+  if (!iso) return "never";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return s < 60
+    ? `${s}s ago`
+    : s < 3600
+    ? `${Math.floor(s / 60)}m ago`
+    : `${Math.floor(s / 3600)}h ago`;
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+export const peersCommand: CommandSpec = {
+  name: "peers",
+  summary: "list peers: state, transport, rtt, last seen, traffic; why a peer is refused",
+  options: { ...JSON_OPTION },
+  permissions: CLIENT,
+  async run(ctx) {
+    const peers = await callDaemon(ctx.paths.socket, "peers") as PeerView[];
+    if (ctx.bool("json")) {
+      printJson(peers);
+      return 0;
+    }
+    if (peers.length === 0) {
+      writeOut(`no peers yet: den add-peer NAME HOST:PORT [--fingerprint FP]${ctx.homeHint}\n`);
+      return 0;
+    }
+    const rows = peers.map((p) => [
+      p.name,
+      p.state,
+      p.transport ?? "-",
+      p.address ?? "-",
+      p.rtt_ms === null ? "-" : `${p.rtt_ms.toFixed(1)} ms`,
+      ago(p.last_seen),
+      `${bytes(p.bytes_in)} / ${bytes(p.bytes_out)}`,
+      p.fingerprint ? p.fingerprint.slice(0, 16) : "-",
+    ]);
+    const head = ["NAME", "STATE", "VIA", "ADDRESS", "RTT", "LAST SEEN", "IN / OUT", "FINGERPRINT"];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+    writeOut([line(head), ...rows.map(line)].join("\n") + "\n");
+    for (const p of peers.filter((p) => p.reason && p.state !== "connected")) {
+      writeOut(`\n${p.name}: ${p.reason}\n`);
+      if (p.presented_fingerprint) {
+        writeOut(
+          `  trusted:   ${p.fingerprint}\n  presented: ${p.presented_fingerprint}\n` +
+            `  if the change is expected: den trust reset ${p.name}${ctx.homeHint}\n`,
+        );
+      }
+    }
+    return 0;
+  },
+};
+
+export const peersVerifyCommand: CommandSpec = {
+  name: "peers verify",
+  summary: "short authentication string: compare these words with the peer's owner by voice",
+  args: "NAME",
+  minArgs: 1,
+  maxArgs: 1,
+  options: { ...JSON_OPTION },
+  permissions: CLIENT,
+  async run(ctx) {
+    const r = await callDaemon(ctx.paths.socket, "peers.verify", { name: ctx.args[0] }) as {
+      name: string;
+      fingerprint: string;
+      words: string[];
+    };
+    if (ctx.bool("json")) {
+      printJson(r);
+      return 0;
+    }
+    writeOut(
+      `${r.words.join(" ")}\n\nThe owner of ${r.name} runs \`den peers verify\` with your node's ` +
+        `name and must read the same words.\nIf they differ, someone is in the middle: ` +
+        `den rm-peer ${r.name}, and check the fingerprint\n${r.fingerprint} with them.\n`,
+    );
+    return 0;
+  },
+};
+
+export const addPeerCommand: CommandSpec = {
+  name: "add-peer",
+  summary: "add or update a peer (applied to the running daemon at once and saved to config)",
+  args: "NAME [HOST:PORT]",
+  minArgs: 1,
+  maxArgs: 2,
+  description: "Without an address the peer is not dialled; it can still connect to this node.",
+  options: {
+    fingerprint: { type: "string", value: "FP", help: "pin the peer's identity (beats TOFU)" },
+    ...JSON_OPTION,
+  },
+  permissions: CLIENT,
+  async run(ctx) {
+    const address = ctx.args[1];
+    if (address !== undefined) {
+      try {
+        parseHostPort(address);
+      } catch (err) {
+        throw new DenError("usage", `address "${address}": ${(err as Error).message}`, {
+          exit: Exit.usage,
+          hint: "give HOST:PORT, e.g. 192.0.2.10:7834 or [2001:db8::1]:7834",
+        });
+      }
+    }
+    const fp = ctx.string("fingerprint");
+    const peer = {
+      name: ctx.args[0],
+      address,
+      fingerprint: fp === undefined ? undefined : normalizeFingerprint(fp),
+    };
+    try {
+      await callDaemon(ctx.paths.socket, "peers.add", peer);
+      writeOut(`added ${peer.name}${peer.address ? ` at ${peer.address}` : ""}; dialling now\n`);
+    } catch (err) {
+      if (!(err instanceof DenError && err.exit === Exit.noDaemon)) throw err;
+      const { savePeer } = await import("../config/peers_file.ts");
+      await savePeer(ctx.paths.config, peer);
+      writeOut(`added ${peer.name} to ${ctx.paths.config}; the daemon is not running\n`);
+    }
+    return 0;
+  },
+};
+
+export const rmPeerCommand: CommandSpec = {
+  name: "rm-peer",
+  summary: "remove a peer from config and close its session",
+  args: "NAME",
+  minArgs: 1,
+  maxArgs: 1,
+  options: {},
+  permissions: CLIENT,
+  async run(ctx) {
+    const name = ctx.args[0];
+    try {
+      await callDaemon(ctx.paths.socket, "peers.remove", { name });
+    } catch (err) {
+      if (!(err instanceof DenError && err.exit === Exit.noDaemon)) throw err;
+      const { deletePeer } = await import("../config/peers_file.ts");
+      if (!await deletePeer(ctx.paths.config, name)) {
+        throw new DenError("no_such_peer", `${name} is not in ${ctx.paths.config}`, {
+          hint: "den peers lists the peers",
+        });
+      }
+    }
+    writeOut(`removed ${name}\n`);
+    return 0;
+  },
+};
+
+export const trustResetCommand: CommandSpec = {
+  name: "trust reset",
+  summary: "forget a peer's pinned-on-first-use identity and accept its new one",
+  args: "NAME",
+  minArgs: 1,
+  maxArgs: 1,
+  description: "Verify the new identity first: ask its owner for the fingerprint, or use " +
+    "`den peers verify NAME` once connected.",
+  options: { ...JSON_OPTION },
+  permissions: CLIENT,
+  async run(ctx) {
+    const name = ctx.args[0];
+    const r = await callDaemon(ctx.paths.socket, "trust.reset", { name }) as {
+      forgotten: string | null;
+    };
+    if (ctx.bool("json")) {
+      printJson({ name, ...r });
+      return 0;
+    }
+    writeOut(
+      r.forgotten
+        ? `forgot ${name}'s fingerprint ${r.forgotten}; its next identity is pinned on connect\n` +
+          `check it with: den peers verify ${name}${ctx.homeHint}\n`
+        : `${name} had no remembered fingerprint; reconnecting\n`,
+    );
+    return 0;
+  },
+};
+
+export const PEER_COMMANDS = [
+  peersCommand,
+  peersVerifyCommand,
+  addPeerCommand,
+  rmPeerCommand,
+  trustResetCommand,
+];

@@ -1,0 +1,693 @@
+/**
+ * The peer manager: listens for peers, dials configured ones, keeps exactly one authenticated
+ * session per peer, watches liveness, reconnects with backoff, and hands service messages on.
+ * Protocol decisions are pure functions elsewhere (session, trust, tiebreak, backoff); this class
+ * owns the sockets and timers. Everything is per instance: several managers run in one process.
+ */
+import type { PeerConfig } from "../config/schema.ts";
+import { parseHostPort } from "../config/validators.ts";
+import { DenError } from "../errors.ts";
+import type { Identity } from "../identity/keys.ts";
+import type { Logger } from "../log/logger.ts";
+import type { MetricsRegistry } from "../metrics/registry.ts";
+import type { Established, HandshakeConfig } from "../session/handshake.ts";
+import { decideTrust } from "../trust/decide.ts";
+import type { KnownPeers } from "../trust/known_peers.ts";
+import { sasWords } from "../trust/sas.ts";
+import { FramedConn, FrameTooLarge } from "../transport/framed.ts";
+import { KeyedBuckets, TokenBucket } from "../util/token_bucket.ts";
+import { raceTimeout, TIMED_OUT } from "../util/timeout.ts";
+import {
+  type CloseReason,
+  decodeClose,
+  decodePing,
+  encodeClose,
+  encodePing,
+  MsgType,
+  SERVICE_TYPES_START,
+} from "../wire/peer_control.ts";
+import { backoffDelay } from "./backoff.ts";
+import { runInitiator, runResponder, SessionConn } from "./session_conn.ts";
+import { keepNewSession } from "./tiebreak.ts";
+import type { PeerState, PeerView } from "./view.ts";
+
+export interface PeerTiming {
+  keepaliveMs: number;
+  deadAfterMs: number;
+  handshakeTimeoutMs: number;
+  dialTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+}
+
+export const DEFAULT_TIMING: PeerTiming = {
+  keepaliveMs: 10_000,
+  deadAfterMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  dialTimeoutMs: 5_000,
+  backoffBaseMs: 500,
+  backoffCapMs: 60_000,
+};
+
+/** Abuse limits: handshakes per source address, pending handshakes, records per peer. */
+const HANDSHAKE_BURST = 20;
+const HANDSHAKES_PER_S = 5;
+const MAX_PENDING_HANDSHAKES = 64;
+const MAX_PEERS = 1024;
+const RECORD_BURST = 20_000;
+const RECORDS_PER_S = 10_000;
+
+export interface PeerManagerOptions {
+  identity: Identity;
+  fingerprint: string;
+  listen: string;
+  peers: PeerConfig[];
+  knownPeers: KnownPeers;
+  log: Logger;
+  metrics: MetricsRegistry;
+  teams?: () => string[];
+  /** Wall clock (ms since epoch): handshake timestamps, last seen. */
+  now?: () => number;
+  random?: () => number;
+  timing?: Partial<PeerTiming>;
+}
+
+/** A service's view of who sent a message. */
+export interface PeerRef {
+  name: string;
+  fingerprint: string;
+  sharedTeams: string[];
+}
+
+export type ServiceHandler = (from: PeerRef, payload: Uint8Array) => void;
+
+interface Live {
+  sc: SessionConn;
+  initiatorFp: string;
+  lastRecv: number;
+  lastSent: number;
+  /** Replaced by another session to the same peer: its end is not the peer going down. */
+  superseded: boolean;
+  limiter: TokenBucket;
+}
+
+interface Entry {
+  name: string;
+  config: PeerConfig | null;
+  fingerprint: string | null;
+  presented: string | null;
+  state: PeerState;
+  reason: string | null;
+  live: Live | null;
+  /** Set when the peer refused us: its own word stays until a session succeeds. */
+  refusedByPeer: boolean;
+  remote: string | null;
+  attempt: number;
+  timer: ReturnType<typeof setTimeout> | null;
+  dialing: boolean;
+  rttMs: number | null;
+  lastSeen: number | null;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+function addrString(a: Deno.NetAddr): string {
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+}
+
+function describeError(err: unknown): { code: string; message: string } {
+  if (err instanceof DenError) return { code: err.code, message: err.message };
+  if (err instanceof FrameTooLarge) return { code: "frame_too_large", message: err.message };
+  if (err instanceof Deno.errors.ConnectionRefused) {
+    return { code: "connection_refused", message: "connection refused" };
+  }
+  if (err instanceof Deno.errors.UnexpectedEof) return { code: "eof", message: "connection cut" };
+  if (err instanceof Deno.errors.ConnectionReset) {
+    return { code: "reset", message: "connection reset" };
+  }
+  return { code: "error", message: err instanceof Error ? err.message : String(err) };
+}
+
+export class PeerManager {
+  readonly #o: PeerManagerOptions;
+  readonly #t: PeerTiming;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #entries = new Map<string, Entry>();
+  readonly #services = new Map<number, ServiceHandler>();
+  readonly #handshakeBuckets = new KeyedBuckets(HANDSHAKE_BURST, HANDSHAKES_PER_S);
+  readonly #log: Logger;
+  #listener: Deno.TcpListener | null = null;
+  #acceptLoop: Promise<void> | null = null;
+  #ticker: ReturnType<typeof setInterval> | null = null;
+  #pending = 0;
+  #stopped = false;
+  #knownSave: Promise<void> = Promise.resolve();
+
+  constructor(opts: PeerManagerOptions) {
+    this.#o = opts;
+    this.#t = { ...DEFAULT_TIMING, ...opts.timing };
+    this.#now = opts.now ?? Date.now;
+    this.#random = opts.random ?? Math.random;
+    this.#log = opts.log;
+    this.#registerMetrics();
+  }
+
+  #registerMetrics(): void {
+    const m = this.#o.metrics;
+    m.gauge("den_sessions", "Peers by session state.", () => {
+      const counts: Record<PeerState, number> = {
+        connecting: 0,
+        connected: 0,
+        down: 0,
+        refused: 0,
+      };
+      for (const e of this.#entries.values()) counts[e.state]++;
+      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+    });
+    m.counter("den_handshakes_total", "Peer handshakes by result and reason.");
+    m.counter("den_records_rejected_total", "Session records rejected, by reason.");
+    m.counter("den_peer_messages_dropped_total", "Peer messages dropped, by reason.");
+    m.counter(
+      "den_peer_connections_refused_total",
+      "Inbound connections refused before a handshake.",
+    );
+  }
+
+  /** Binds the listen address and dials every configured peer. */
+  start(): void {
+    const { host, port } = parseHostPort(this.#o.listen);
+    try {
+      this.#listener = Deno.listen({ hostname: host, port, transport: "tcp" });
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) {
+        throw new DenError("listen_in_use", `peer listen address ${this.#o.listen} is in use`, {
+          hint: "set [node] listen to a free HOST:PORT in config.toml (or stop what holds it)",
+        });
+      }
+      throw err;
+    }
+    this.#acceptLoop = this.#accept(this.#listener);
+    this.#ticker = setInterval(() => this.#tick(), 1000);
+    this.setPeers(this.#o.peers);
+  }
+
+  get listenAddress(): string {
+    return this.#listener ? addrString(this.#listener.addr) : this.#o.listen;
+  }
+
+  /** Services register for message types ≥ SERVICE_TYPES_START. */
+  onMessage(type: number, handler: ServiceHandler): void {
+    if (type < SERVICE_TYPES_START || type > 255) throw new RangeError(`bad service type ${type}`);
+    this.#services.set(type, handler);
+  }
+
+  /** Sends a service message to a connected peer; false if it has no session now. */
+  send(fingerprint: string, type: number, payload: Uint8Array): boolean {
+    for (const e of this.#entries.values()) {
+      if (e.fingerprint === fingerprint && e.live && !e.live.sc.closed) {
+        e.live.lastSent = performance.now();
+        e.live.sc.send(type, payload);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  list(): PeerView[] {
+    return [...this.#entries.values()].sort((a, b) => a.name.localeCompare(b.name)).map((e) => {
+      const sc = e.live?.sc;
+      return {
+        name: e.name,
+        fingerprint: e.fingerprint ?? e.config?.fingerprint ?? null,
+        address: e.config?.address ?? e.remote,
+        state: e.state,
+        reason: e.reason,
+        transport: sc ? "tcp" : null,
+        rtt_ms: e.rttMs === null ? null : Math.round(e.rttMs * 100) / 100,
+        last_seen: e.lastSeen === null ? null : new Date(e.lastSeen).toISOString(),
+        bytes_in: e.bytesIn + (sc?.conn.bytesRead ?? 0),
+        bytes_out: e.bytesOut + (sc?.conn.bytesWritten ?? 0),
+        presented_fingerprint: e.presented,
+        pinned: Boolean(e.config?.fingerprint),
+        direction: e.live ? (e.live.sc.initiator ? "outbound" : "inbound") : null,
+        shared_teams: e.live?.sc.established.sharedTeams ?? [],
+      };
+    });
+  }
+
+  /** Applies the configured peer list: new ones are dialled, removed ones closed. */
+  setPeers(peers: PeerConfig[]): void {
+    const names = new Set(peers.map((p) => p.name));
+    for (const e of [...this.#entries.values()]) {
+      if (e.config && !names.has(e.name)) this.#unconfigure(e);
+    }
+    for (const p of peers) this.#configure(p);
+  }
+
+  addPeer(peer: PeerConfig): void {
+    this.#configure(peer);
+  }
+
+  removePeer(name: string): boolean {
+    const e = this.#entries.get(name);
+    if (!e) return false;
+    this.#unconfigure(e);
+    return true;
+  }
+
+  /** Forgets the pinned-on-first-use identity of NAME so its new identity is accepted. */
+  async trustReset(name: string): Promise<{ forgotten: string | null }> {
+    const known = this.#o.knownPeers.forget(name);
+    await this.#saveKnown();
+    const e = this.#entries.get(name);
+    if (e) {
+      if (!e.config?.fingerprint) e.fingerprint = null;
+      if (e.state === "refused" && !e.refusedByPeer) {
+        e.state = "down";
+        e.reason = "trust reset; reconnecting";
+      }
+      e.presented = null;
+      e.attempt = 0;
+      this.#scheduleDial(e, 0);
+    }
+    return { forgotten: known?.fingerprint ?? null };
+  }
+
+  /** Short authentication string of the live session with NAME (same words on both ends). */
+  verify(name: string): { name: string; fingerprint: string; words: string[] } {
+    const e = this.#entries.get(name);
+    if (!e?.live || e.live.sc.closed || !e.fingerprint) {
+      throw new DenError("not_connected", `no session with ${name} right now`, {
+        hint: "den peers shows its state; SAS words exist only while a session is up",
+      });
+    }
+    return { name, fingerprint: e.fingerprint, words: sasWords(e.live.sc.established.sessionId) };
+  }
+
+  /** Says goodbye to every peer and closes the listener. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#ticker !== null) clearInterval(this.#ticker);
+    try {
+      this.#listener?.close();
+    } catch { /* already closed */ }
+    const bye = encodeClose({ code: "shutdown", message: "den daemon stopping" });
+    const closing: Promise<void>[] = [];
+    for (const e of this.#entries.values()) {
+      if (e.timer !== null) clearTimeout(e.timer);
+      if (e.live) {
+        e.live.superseded = true;
+        closing.push(e.live.sc.closeWith(MsgType.goodbye, bye));
+      }
+    }
+    await Promise.allSettled(closing);
+    await this.#acceptLoop?.catch(() => {});
+    await this.#knownSave;
+  }
+
+  // --- configuration ------------------------------------------------------------------------
+
+  #entry(name: string): Entry {
+    let e = this.#entries.get(name);
+    if (!e) {
+      e = {
+        name,
+        config: null,
+        fingerprint: this.#o.knownPeers.byName(name)?.fingerprint ?? null,
+        presented: null,
+        state: "down",
+        reason: null,
+        live: null,
+        refusedByPeer: false,
+        remote: null,
+        attempt: 0,
+        timer: null,
+        dialing: false,
+        rttMs: null,
+        lastSeen: null,
+        bytesIn: 0,
+        bytesOut: 0,
+      };
+      this.#entries.set(name, e);
+    }
+    return e;
+  }
+
+  #configure(p: PeerConfig): void {
+    const e = this.#entry(p.name);
+    const changed = JSON.stringify(e.config) !== JSON.stringify(p);
+    e.config = p;
+    if (p.fingerprint) {
+      if (e.live && e.fingerprint !== p.fingerprint) {
+        // A new pin that the live session contradicts: re-check from scratch.
+        this.#closeLive(e, { code: "repinned", message: "the pinned fingerprint changed" });
+      }
+      e.fingerprint = p.fingerprint;
+    }
+    if (changed) {
+      e.attempt = 0;
+      if (e.state === "refused") e.state = "down";
+      e.refusedByPeer = false;
+    }
+    if (!e.live && p.address) this.#scheduleDial(e, 0);
+  }
+
+  #unconfigure(e: Entry): void {
+    e.config = null;
+    if (e.timer !== null) clearTimeout(e.timer);
+    e.timer = null;
+    if (e.live) this.#closeLive(e, { code: "removed", message: "removed from this node's peers" });
+    this.#entries.delete(e.name);
+  }
+
+  // --- dialling -----------------------------------------------------------------------------
+
+  #scheduleDial(e: Entry, delayMs: number): void {
+    if (this.#stopped || !e.config?.address || e.live || e.dialing) return;
+    if (e.timer !== null) clearTimeout(e.timer);
+    e.timer = setTimeout(() => {
+      e.timer = null;
+      this.#dial(e);
+    }, delayMs);
+  }
+
+  #retryLater(e: Entry): void {
+    const delay = backoffDelay(e.attempt++, this.#random, {
+      baseMs: this.#t.backoffBaseMs,
+      capMs: this.#t.backoffCapMs,
+    });
+    this.#scheduleDial(e, delay);
+  }
+
+  async #dial(e: Entry): Promise<void> {
+    const address = e.config?.address;
+    if (this.#stopped || !address || e.live || e.dialing) return;
+    e.dialing = true;
+    if (e.state !== "refused") e.state = "connecting";
+    let framed: FramedConn | null = null;
+    try {
+      const { host, port } = parseHostPort(address);
+      const connecting = Deno.connect({ hostname: host, port, transport: "tcp" });
+      const conn = await raceTimeout(connecting, this.#t.dialTimeoutMs);
+      if (conn === TIMED_OUT) {
+        connecting.then((c) => c.close(), () => {});
+        throw new DenError(
+          "dial_timeout",
+          `no answer from ${address} within ${this.#t.dialTimeoutMs} ms`,
+        );
+      }
+      conn.setNoDelay(true);
+      framed = new FramedConn(conn);
+      const est = await runInitiator(framed, this.#handshakeConfig(), this.#t.handshakeTimeoutMs);
+      this.#o.metrics.inc("den_handshakes_total", { result: "ok", reason: "ok" });
+      e.dialing = false;
+      this.#established(framed, est, true, e);
+    } catch (err) {
+      e.dialing = false;
+      framed?.close();
+      const { code, message } = describeError(err);
+      if (framed) this.#o.metrics.inc("den_handshakes_total", { result: "failed", reason: code });
+      if (e.state !== "refused") {
+        e.state = "down";
+        e.reason = `${address}: ${message}`;
+      }
+      this.#log.debug("dial failed", { peer: e.name, address, reason: message });
+      this.#retryLater(e);
+    }
+  }
+
+  // --- accepting ----------------------------------------------------------------------------
+
+  async #accept(listener: Deno.TcpListener): Promise<void> {
+    try {
+      for await (const conn of listener) {
+        const remote = conn.remoteAddr as Deno.NetAddr;
+        if (
+          this.#pending >= MAX_PENDING_HANDSHAKES ||
+          !this.#handshakeBuckets.take(remote.hostname, performance.now())
+        ) {
+          this.#o.metrics.inc("den_peer_connections_refused_total");
+          conn.close();
+          continue;
+        }
+        this.#respond(conn);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.BadResource) && !this.#stopped) throw err;
+    }
+  }
+
+  async #respond(conn: Deno.TcpConn): Promise<void> {
+    this.#pending++;
+    const framed = new FramedConn(conn);
+    try {
+      conn.setNoDelay(true);
+      const est = await runResponder(framed, this.#handshakeConfig(), this.#t.handshakeTimeoutMs);
+      this.#o.metrics.inc("den_handshakes_total", { result: "ok", reason: "ok" });
+      this.#established(framed, est, false, null);
+    } catch (err) {
+      framed.close();
+      const { code, message } = describeError(err);
+      this.#o.metrics.inc("den_handshakes_total", { result: "failed", reason: code });
+      this.#log.debug("inbound handshake failed", {
+        from: addrString(framed.remoteAddr),
+        reason: message,
+      });
+    } finally {
+      this.#pending--;
+    }
+  }
+
+  #handshakeConfig(): HandshakeConfig {
+    return { identity: this.#o.identity, teams: this.#o.teams?.() ?? [], now: this.#now };
+  }
+
+  // --- sessions -----------------------------------------------------------------------------
+
+  /** A handshake finished: check trust, apply the tie-break, and run the session. */
+  #established(framed: FramedConn, est: Established, initiator: boolean, dialled: Entry | null) {
+    const sc = new SessionConn(framed, est, initiator, this.#now);
+    const peer = est.peer;
+    const self = this.#o.fingerprint;
+    if (this.#stopped) return sc.close();
+    if (peer.fingerprint === self) {
+      if (dialled) this.#refuse(dialled, "this address is this node itself", null);
+      return sc.close();
+    }
+    const e = dialled ?? this.#inboundEntry(peer.name, peer.fingerprint);
+    if (!e) {
+      this.#o.metrics.inc("den_peer_connections_refused_total");
+      return sc.closeWith(
+        MsgType.refuse,
+        encodeClose({ code: "too_many_peers", message: "this node has too many peers" }),
+      );
+    }
+    const decision = decideTrust({
+      name: e.name,
+      fingerprint: peer.fingerprint,
+      pinned: e.config?.fingerprint ?? undefined,
+      known: this.#o.knownPeers,
+    });
+    if (!decision.ok) {
+      this.#o.metrics.inc("den_handshakes_total", { result: "refused", reason: decision.code });
+      this.#log.warn("peer refused", {
+        peer: e.name,
+        reason: decision.code,
+        expected: decision.expected,
+        presented: decision.presented,
+      });
+      this.#refuse(e, `${decision.message} (${decision.hint})`, peer.fingerprint);
+      sc.closeWith(
+        MsgType.refuse,
+        encodeClose({ code: decision.code, message: decision.message }),
+      );
+      if (dialled) this.#retryLater(e);
+      return;
+    }
+    this.#remember(e.name, peer.fingerprint);
+    e.fingerprint = peer.fingerprint;
+    e.presented = null;
+    const initiatorFp = initiator ? self : peer.fingerprint;
+    if (e.live && !e.live.sc.closed) {
+      if (!keepNewSession(self, peer.fingerprint, e.live.initiatorFp, initiatorFp)) {
+        sc.closeWith(
+          MsgType.goodbye,
+          encodeClose({ code: "duplicate", message: "kept the other session" }),
+        );
+        return;
+      }
+      this.#closeLive(e, { code: "duplicate", message: "kept the other session" });
+    }
+    const now = performance.now();
+    const live: Live = {
+      sc,
+      initiatorFp,
+      lastRecv: now,
+      lastSent: now,
+      superseded: false,
+      limiter: new TokenBucket(RECORD_BURST, RECORDS_PER_S, now),
+    };
+    e.live = live;
+    e.state = "connected";
+    e.reason = null;
+    e.refusedByPeer = false;
+    e.attempt = 0;
+    e.remote = addrString(framed.remoteAddr);
+    e.lastSeen = this.#now();
+    if (e.timer !== null) clearTimeout(e.timer);
+    e.timer = null;
+    this.#log.info("peer connected", {
+      peer: e.name,
+      fingerprint: peer.fingerprint,
+      direction: initiator ? "outbound" : "inbound",
+      address: e.remote,
+      basis: decision.basis,
+    });
+    sc.send(MsgType.ping, encodePing(performance.now()));
+    sc.run({
+      onMessage: (type, payload) => this.#onMessage(e, live, type, payload),
+      onEnd: (error) => this.#onEnd(e, live, error),
+    });
+  }
+
+  #inboundEntry(name: string, fingerprint: string): Entry | null {
+    for (const e of this.#entries.values()) if (e.fingerprint === fingerprint) return e;
+    if (!this.#entries.has(name) && this.#entries.size >= MAX_PEERS) return null;
+    return this.#entry(name);
+  }
+
+  #refuse(e: Entry, reason: string, presented: string | null): void {
+    e.state = "refused";
+    e.reason = reason;
+    e.presented = presented;
+    e.refusedByPeer = false;
+  }
+
+  /** Records a trusted identity. A pin or a trust reset may overrule what was stored. */
+  #remember(name: string, fingerprint: string): void {
+    const known = this.#o.knownPeers;
+    const byName = known.byName(name);
+    if (byName && byName.fingerprint !== fingerprint) known.forget(name);
+    try {
+      known.remember(name, fingerprint, new Date(this.#now()));
+    } catch (err) {
+      this.#log.warn("could not remember a peer", { peer: name, error: String(err) });
+      return;
+    }
+    this.#saveKnown();
+  }
+
+  #saveKnown(): Promise<void> {
+    this.#knownSave = this.#knownSave.then(() => this.#o.knownPeers.save()).catch((err) =>
+      this.#log.error("could not save known peers", { error: String(err) })
+    );
+    return this.#knownSave;
+  }
+
+  #closeLive(e: Entry, why: CloseReason): void {
+    const live = e.live;
+    if (!live) return;
+    live.superseded = true;
+    e.live = null;
+    e.bytesIn += live.sc.conn.bytesRead;
+    e.bytesOut += live.sc.conn.bytesWritten;
+    live.sc.closeWith(MsgType.goodbye, encodeClose(why));
+  }
+
+  #onMessage(e: Entry, live: Live, type: number, payload: Uint8Array): void {
+    const now = performance.now();
+    live.lastRecv = now;
+    e.lastSeen = this.#now();
+    if (!live.limiter.take(now)) {
+      this.#o.metrics.inc("den_peer_messages_dropped_total", { reason: "rate_limit" });
+      return;
+    }
+    switch (type) {
+      case MsgType.ping:
+        live.lastSent = now;
+        live.sc.send(MsgType.pong, payload);
+        return;
+      case MsgType.pong: {
+        const sent = decodePing(payload);
+        if (sent !== null && sent <= now && now - sent < 60_000) e.rttMs = now - sent;
+        return;
+      }
+      case MsgType.goodbye: {
+        const why = decodeClose(payload);
+        if (why?.code === "duplicate") live.superseded = e.live !== live;
+        if (e.live === live) e.reason = `peer said goodbye: ${why?.message ?? "no reason given"}`;
+        live.sc.close();
+        return;
+      }
+      case MsgType.refuse: {
+        const why = decodeClose(payload);
+        e.state = "refused";
+        e.refusedByPeer = true;
+        e.reason = `${e.name} refused this node: ${why?.message ?? "no reason given"}`;
+        this.#log.warn("peer refused this node", { peer: e.name, reason: why?.code ?? "unknown" });
+        live.sc.close();
+        return;
+      }
+    }
+    const handler = this.#services.get(type);
+    if (!handler || !e.fingerprint) {
+      this.#o.metrics.inc("den_peer_messages_dropped_total", { reason: "unknown_type" });
+      return;
+    }
+    try {
+      handler(
+        { name: e.name, fingerprint: e.fingerprint, sharedTeams: live.sc.established.sharedTeams },
+        payload,
+      );
+    } catch (err) {
+      this.#o.metrics.inc("den_peer_messages_dropped_total", { reason: "handler_error" });
+      this.#log.warn("service failed on a peer message", {
+        peer: e.name,
+        type,
+        error: String(err),
+      });
+    }
+  }
+
+  #onEnd(e: Entry, live: Live, error: unknown): void {
+    if (live.superseded || e.live !== live) return;
+    e.live = null;
+    e.bytesIn += live.sc.conn.bytesRead;
+    e.bytesOut += live.sc.conn.bytesWritten;
+    if (error !== null) {
+      const { code, message } = describeError(error);
+      const reason = error instanceof DenError ? code : "transport";
+      if (error instanceof DenError) {
+        this.#o.metrics.inc("den_records_rejected_total", { reason: code });
+      }
+      e.reason = `session ended: ${message}`;
+      this.#log.warn("peer session ended", { peer: e.name, reason, error: message });
+    } else {
+      this.#log.info("peer disconnected", { peer: e.name, reason: e.reason ?? "closed" });
+    }
+    if (e.state !== "refused") {
+      e.state = "down";
+      e.reason ??= "connection closed";
+    }
+    if (!this.#stopped) this.#retryLater(e);
+  }
+
+  /** Keepalive and liveness, once a second. */
+  #tick(): void {
+    const now = performance.now();
+    for (const e of this.#entries.values()) {
+      const live = e.live;
+      if (!live || live.sc.closed) continue;
+      if (now - live.lastRecv >= this.#t.deadAfterMs) {
+        e.reason = `no traffic for ${Math.round((now - live.lastRecv) / 1000)} s`;
+        live.sc.close();
+        continue;
+      }
+      if (now - live.lastSent >= this.#t.keepaliveMs) {
+        live.lastSent = now;
+        live.sc.send(MsgType.ping, encodePing(now));
+      }
+    }
+  }
+}

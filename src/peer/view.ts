@@ -1,0 +1,20 @@
+/** What `den peers --json` shows for one peer (field names fixed by DESIGN.md §2). */
+export type PeerState = "connecting" | "connected" | "down" | "refused";
+
+export interface PeerView {
+  name: string;
+  fingerprint: string | null;
+  address: string | null;
+  state: PeerState;
+  reason: string | null;
+  transport: "tcp" | null;
+  rtt_ms: number | null;
+  last_seen: string | null;
+  bytes_in: number;
+  bytes_out: number;
+  /** The fingerprint a refused peer presented, when it differs from the trusted one. */
+  presented_fingerprint: string | null;
+  pinned: boolean;
+  direction: "outbound" | "inbound" | null;
+  shared_teams: string[];
+}
