@@ -5,230 +5,16 @@
  * ConfigError and the caller writes nothing), and the parsed result is compared with the
  * intended change, so an edit can never alter anything else.
  *
- * A small TOML lexer finds statements (table headers and key/value pairs) with their lines; the
+ * The TOML scanner finds statements (table headers and key/value pairs) with their lines; the
  * text between them (blank lines, comments) is kept as is.
  */
 import { DenError } from "../errors.ts";
 import { MAX_CONFIG_BYTES, parseConfig } from "./load.ts";
 import type { Config, PeerConfig } from "./schema.ts";
+import { lineStarts, scanToml, type TomlKey } from "./toml_scan.ts";
 import { normalizeFingerprint } from "./validators.ts";
 
 export type PeerEdit = { name: string; address?: string; fingerprint?: string };
-
-type Header = { kind: "header"; line: number; endLine: number; array: boolean; key: string[] };
-type KeyValue = {
-  kind: "kv";
-  line: number;
-  endLine: number;
-  key: string[];
-  /** Offsets of the value text (without the trailing comment). */
-  valueStart: number;
-  valueEnd: number;
-};
-type Statement = Header | KeyValue;
-
-const BARE_KEY = /[A-Za-z0-9_-]/;
-const MAX_DEPTH = 64;
-const ESCAPES: Readonly<Record<string, string>> = Object.freeze({
-  b: "\b",
-  t: "\t",
-  n: "\n",
-  f: "\f",
-  r: "\r",
-  e: "\x1b",
-  '"': '"',
-  "\\": "\\",
-});
-
-/** Statements of a TOML text that has already parsed; never throws, always advances. */
-class Lexer {
-  #s: string;
-  #pos = 0;
-  #lineStarts: readonly number[];
-
-  constructor(source: string, lineStarts: readonly number[]) {
-    this.#s = source;
-    this.#lineStarts = lineStarts;
-  }
-
-  run(): Statement[] {
-    const out: Statement[] = [];
-    while (this.#skipBlank()) {
-      const start = this.#pos;
-      out.push(this.#s[this.#pos] === "[" ? this.#header() : this.#keyValue());
-      this.#pos = this.#find("\n", this.#pos);
-      if (this.#pos === start) this.#pos++;
-    }
-    return out;
-  }
-
-  #lineAt(pos: number): number {
-    const starts = this.#lineStarts;
-    let [lo, hi] = [0, starts.length - 1];
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (starts[mid] <= pos) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  }
-
-  #header(): Header {
-    const line = this.#lineAt(this.#pos);
-    const array = this.#s.startsWith("[[", this.#pos);
-    this.#pos += array ? 2 : 1;
-    const key = this.#key();
-    return { kind: "header", line, endLine: line, array, key };
-  }
-
-  #keyValue(): KeyValue {
-    const line = this.#lineAt(this.#pos);
-    const key = this.#key();
-    this.#skipSpaces();
-    if (this.#s[this.#pos] === "=") this.#pos++;
-    this.#skipSpaces();
-    const valueStart = this.#pos;
-    this.#value(0);
-    const valueEnd = Math.max(valueStart, this.#pos);
-    const endLine = this.#lineAt(Math.max(valueStart, valueEnd - 1));
-    return { kind: "kv", line, endLine, key, valueStart, valueEnd };
-  }
-
-  /** A dotted key of bare and quoted parts, decoded. */
-  #key(): string[] {
-    const segs: string[] = [];
-    for (;;) {
-      this.#skipSpaces();
-      const seg = this.#keyPart();
-      if (seg === null) break;
-      segs.push(seg);
-      this.#skipSpaces();
-      if (this.#s[this.#pos] !== ".") break;
-      this.#pos++;
-    }
-    return segs;
-  }
-
-  #keyPart(): string | null {
-    const s = this.#s;
-    const c = s[this.#pos];
-    if (c === '"') return this.#basicString();
-    if (c === "'") {
-      const end = this.#find("'", this.#pos + 1);
-      const text = s.slice(this.#pos + 1, end);
-      this.#pos = end + 1;
-      return text;
-    }
-    const start = this.#pos;
-    while (this.#pos < s.length && BARE_KEY.test(s[this.#pos])) this.#pos++;
-    return this.#pos > start ? s.slice(start, this.#pos) : null;
-  }
-
-  /** A one-line "…" string, escapes decoded. */
-  #basicString(): string {
-    const s = this.#s;
-    let out = "";
-    this.#pos++;
-    while (this.#pos < s.length && s[this.#pos] !== '"' && s[this.#pos] !== "\n") {
-      const c = s[this.#pos];
-      if (c !== "\\") {
-        out += c;
-        this.#pos++;
-        continue;
-      }
-      const e = s[this.#pos + 1] ?? "";
-      const hexLen = e === "u" ? 4 : e === "U" ? 8 : e === "x" ? 2 : 0;
-      if (hexLen > 0) {
-        const code = parseInt(s.slice(this.#pos + 2, this.#pos + 2 + hexLen), 16);
-        out += Number.isInteger(code) && code <= 0x10ffff ? String.fromCodePoint(code) : "";
-        this.#pos += 2 + hexLen;
-      } else {
-        out += ESCAPES[e] ?? e;
-        this.#pos += 2;
-      }
-    }
-    this.#pos++;
-    return out;
-  }
-
-  /** Skips one value: strings of every kind, arrays and inline tables over several lines. */
-  #value(depth: number): void {
-    const s = this.#s;
-    const c = s[this.#pos];
-    if (s.startsWith('"""', this.#pos)) this.#multiline('"""');
-    else if (s.startsWith("'''", this.#pos)) this.#multiline("'''");
-    else if (c === '"') this.#basicString();
-    else if (c === "'") this.#pos = this.#find("'", this.#pos + 1) + 1;
-    else if ((c === "[" || c === "{") && depth < MAX_DEPTH) this.#container(c, depth);
-    else {
-      // Numbers, booleans, dates (which may hold a space): up to a delimiter, trailing blanks
-      // not included.
-      while (this.#pos < s.length && !",]}#\r\n".includes(s[this.#pos])) this.#pos++;
-      while (this.#pos > 0 && (s[this.#pos - 1] === " " || s[this.#pos - 1] === "\t")) {
-        this.#pos--;
-      }
-    }
-  }
-
-  #container(open: string, depth: number): void {
-    const close = open === "[" ? "]" : "}";
-    this.#pos++;
-    while (this.#skipBlank()) {
-      const start = this.#pos;
-      const c = this.#s[this.#pos];
-      if (c === close) {
-        this.#pos++;
-        return;
-      }
-      if (c === ",") this.#pos++;
-      else {
-        if (open === "{") {
-          this.#key();
-          this.#skipSpaces();
-          if (this.#s[this.#pos] === "=") this.#pos++;
-          this.#skipSpaces();
-        }
-        this.#value(depth + 1);
-      }
-      if (this.#pos <= start) this.#pos = start + 1;
-    }
-  }
-
-  #multiline(quote: string): void {
-    const s = this.#s;
-    this.#pos += 3;
-    while (this.#pos < s.length && !s.startsWith(quote, this.#pos)) {
-      this.#pos += quote === '"""' && s[this.#pos] === "\\" ? 2 : 1;
-    }
-    this.#pos += 3;
-    // Up to two quotes right before the closing delimiter belong to the string.
-    for (let n = 0; n < 2 && s[this.#pos] === quote[0]; n++) this.#pos++;
-  }
-
-  /** Index of `ch` from `from` on the same line, or the line end. */
-  #find(ch: string, from: number): number {
-    const s = this.#s;
-    let i = from;
-    while (i < s.length && s[i] !== ch && s[i] !== "\n") i++;
-    return i;
-  }
-
-  #skipSpaces(): void {
-    while (this.#s[this.#pos] === " " || this.#s[this.#pos] === "\t") this.#pos++;
-  }
-
-  /** Skips whitespace, newlines and comments; false at the end of the text. */
-  #skipBlank(): boolean {
-    const s = this.#s;
-    while (this.#pos < s.length) {
-      const c = s[this.#pos];
-      if (c === "#") this.#pos = this.#find("\n", this.#pos);
-      else if (c === " " || c === "\t" || c === "\r" || c === "\n") this.#pos++;
-      else return true;
-    }
-    return false;
-  }
-}
 
 /** One `[[peers]]` table: its header line, the statements in it, and where the next table starts. */
 type PeerBlock = {
@@ -237,7 +23,8 @@ type PeerBlock = {
   next: number;
   /** The last line holding a statement of this block (multi-line values included). */
   lastContent: number;
-  entries: KeyValue[];
+  /** Its statements; keys inside their values are not listed. */
+  entries: TomlKey[];
 };
 
 /** The text as lines, and its `[[peers]]` blocks in order. */
@@ -249,14 +36,12 @@ class Layout {
 
   constructor(source: string) {
     this.source = source;
-    this.lineStarts = [0];
-    for (let i = 0; i < source.length; i++) if (source[i] === "\n") this.lineStarts.push(i + 1);
+    this.lineStarts = lineStarts(source);
     const nl = source.indexOf("\n");
     this.eol = nl > 0 && source[nl - 1] === "\r" ? "\r\n" : "\n";
-    const statements = new Lexer(source, this.lineStarts).run();
     this.blocks = [];
     let current: PeerBlock | null = null;
-    for (const st of statements) {
+    for (const st of scanToml(source, this.lineStarts)) {
       if (st.kind === "header") {
         if (current) current.next = st.line;
         current = null;
@@ -264,7 +49,7 @@ class Layout {
           current = { header: st.line, next: this.lineCount, lastContent: st.line, entries: [] };
           this.blocks.push(current);
         }
-      } else if (current) {
+      } else if (current && st.kind === "key" && st.parent.length === 0) {
         current.entries.push(st);
         current.lastContent = Math.max(current.lastContent, st.endLine);
       }

@@ -243,3 +243,61 @@ Deno.test("peers: garbage on the peer port is dropped and counted; the daemon st
     assert.equal((await den(["status", "--home", c.home("ga")])).code, 0);
   });
 });
+
+Deno.test("peers: add-peer and rm-peer apply to the running daemon and persist to config", async () => {
+  await withCluster(async (c) => {
+    await c.init("aa");
+    await c.init("ab");
+    await c.start("aa");
+    await c.start("ab");
+    const cfg = `${c.home("aa")}/config.toml`;
+    await Deno.writeTextFile(cfg, (await Deno.readTextFile(cfg)) + "\n# keep this comment\n");
+    await addPeer(c.home("aa"), "ab", c.listen.get("ab")!);
+    await waitFor("aa connected", async () => connectedCount(await peers(c.home("aa"))) === 1);
+    assert.match(await Deno.readTextFile(cfg), /\[\[peers\]\]\nname = "ab"/);
+    assert.match(await Deno.readTextFile(cfg), /# keep this comment/);
+
+    const bad = await den(["add-peer", "zz", "nowhere", "--home", c.home("aa")]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /address "nowhere"/);
+
+    const rm = await den(["rm-peer", "ab", "--home", c.home("aa")]);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.doesNotMatch(await Deno.readTextFile(cfg), /name = "ab"/);
+    assert.match(await Deno.readTextFile(cfg), /# keep this comment/);
+    await waitFor("ab sees aa leave", async () => {
+      const aa = (await peers(c.home("ab"))).find((p) => p.name === "aa");
+      return aa?.state === "down" && /removed/.test(aa.reason ?? "");
+    });
+    const missing = await den(["rm-peer", "ab", "--home", c.home("aa")]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no peer called ab/);
+  });
+});
+
+Deno.test("peers: a peer that goes silent is marked down after 30 s; it reconnects when back", async () => {
+  if (Deno.build.os === "windows") return;
+  await withCluster(async (c) => {
+    await c.init("ka");
+    await c.init("kb");
+    await c.start("ka");
+    await c.start("kb");
+    await addPeer(c.home("ka"), "kb", c.listen.get("kb")!);
+    await waitFor("connected", async () => connectedCount(await peers(c.home("ka"))) === 1);
+    const kb = c.daemons.get("kb")!;
+    kb.kill("SIGSTOP"); // the TCP connection stays open; only keepalives stop
+    try {
+      const t0 = Date.now();
+      await waitFor("kb down on ka", async () => {
+        const p = (await peers(c.home("ka"))).find((p) => p.name === "kb");
+        return p?.state === "down";
+      }, 40_000);
+      const p = (await peers(c.home("ka"))).find((p) => p.name === "kb")!;
+      assert.match(p.reason ?? "", /no traffic for 3\d s/);
+      assert.ok(Date.now() - t0 >= 25_000, "not declared down before the silence limit");
+    } finally {
+      kb.kill("SIGCONT");
+    }
+    await waitFor("kb back", async () => connectedCount(await peers(c.home("ka"))) === 1, 60_000);
+  });
+});
