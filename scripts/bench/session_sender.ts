@@ -35,11 +35,16 @@ scope.onmessage = async (ev: MessageEvent<Job>) => {
       teams: [],
       now: Date.now,
     }, 10_000);
-    for (let sent = 0; sent < total;) {
+    // As SessionConn does: seal the next record while earlier ones are still being written.
+    let inFlight: Promise<void> = Promise.resolve();
+    for (let sent = 0, k = 0; sent < total; k++) {
       const n = Math.min(chunk.length, total - sent);
-      await framed.write(est.sender.seal(16, chunk.subarray(0, n), Date.now()));
+      const record = est.sender.seal(16, chunk.subarray(0, n), Date.now());
+      inFlight = inFlight.then(() => framed.write(record));
+      if (k % 8 === 7) await inFlight;
       sent += n;
     }
+    await inFlight;
   }
   // Wait for the receiver to close, so the sender's time covers delivery.
   await conn.read(new Uint8Array(1)).catch(() => null);
