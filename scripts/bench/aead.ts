@@ -2,20 +2,17 @@
  * Which AEAD for session records, measured: seal + open of 1400-byte payloads (a VPN packet) for
  * each candidate in the same run (node:crypto and @noble/ciphers ChaCha20-Poly1305, WebCrypto
  * AES-256-GCM and ChaCha20-Poly1305), interleaved in rounds so machine noise hits them alike, with
- * ratios to the chosen one (node:crypto ChaCha20-Poly1305). Then the record layer on top of it,
- * and the full three-message handshake in process (median of BENCH_HANDSHAKES, default 200).
+ * ratios to the chosen one (node:crypto ChaCha20-Poly1305), and the record layer on top of it.
+ * The handshake is measured by session.ts.
  *
  *   deno run -A scripts/bench/aead.ts        (BENCH_ROUNDS, default 7; BENCH_ROUND_MS, 300)
  */
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { chachaOpen, chachaSeal } from "../../src/crypto/aead.ts";
-import { generateIdentity } from "../../src/identity/keys.ts";
-import { InitiatorHandshake, ResponderHandshake } from "../../src/session/handshake.ts";
 import { RecordReceiver, RecordSender } from "../../src/session/record.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 7);
 const ROUND_MS = Number(Deno.env.get("BENCH_ROUND_MS") ?? 300);
-const HANDSHAKES = Number(Deno.env.get("BENCH_HANDSHAKES") ?? 200);
 const SIZE = 1400;
 
 const key = crypto.getRandomValues(new Uint8Array(32));
@@ -113,39 +110,3 @@ for (const c of candidates) {
       `(${range})  ${(m / chosen).toFixed(2)}× chosen  ${(m * SIZE * 2 / 1e6).toFixed(0)} MB/s`,
   );
 }
-
-// ---- handshake ----
-const alice = await generateIdentity("alice");
-const bob = await generateIdentity("bob");
-const teams = ["1", "2"].map((d) => d.repeat(64));
-const steps: number[][] = [[], [], [], [], []];
-for (let n = -20; n < HANDSHAKES; n++) { // the first 20 warm up
-  const i = new InitiatorHandshake({ identity: alice, teams, now: Date.now });
-  const r = new ResponderHandshake({ identity: bob, teams, now: Date.now });
-  const t0 = performance.now();
-  const m1 = await i.start();
-  const t1 = performance.now();
-  const m2 = await r.respond(m1);
-  const t2 = performance.now();
-  const { reply } = await i.finish(m2);
-  const t3 = performance.now();
-  await r.finish(reply);
-  const t4 = performance.now();
-  if (n < 0) continue;
-  steps[0].push(t1 - t0);
-  steps[1].push(t2 - t1);
-  steps[2].push(t3 - t2);
-  steps[3].push(t4 - t3);
-  steps[4].push(t4 - t0);
-}
-const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)];
-const ms = (x: number) => `${x.toFixed(2)} ms`;
-console.log(
-  `handshake (3 messages, both sides in process, ${HANDSHAKES} runs): median ` +
-    `${ms(median(steps[4]))}, p90 ${ms(p90(steps[4]))}, min ${ms(Math.min(...steps[4]))}`,
-);
-console.log(
-  `  median per step: initiator start ${ms(median(steps[0]))}, responder respond ` +
-    `${ms(median(steps[1]))}, initiator finish ${ms(median(steps[2]))}, responder finish ` +
-    `${ms(median(steps[3]))}`,
-);

@@ -17,22 +17,29 @@ const HANDSHAKES = Number(Deno.env.get("BENCH_HANDSHAKES") ?? 300);
 const alice = await generateIdentity("alice");
 const bob = await generateIdentity("bob");
 
-async function handshakeOnce(): Promise<number> {
-  const t0 = performance.now();
+/** One full handshake, both ends in this thread; returns the time of each step and the total. */
+async function handshakeOnce(): Promise<number[]> {
   const i = new InitiatorHandshake({ identity: alice, teams: [], now: Date.now });
   const r = new ResponderHandshake({ identity: bob, teams: [], now: Date.now });
-  const m2 = await r.respond(await i.start());
+  const t0 = performance.now();
+  const m1 = await i.start();
+  const t1 = performance.now();
+  const m2 = await r.respond(m1);
+  const t2 = performance.now();
   const { reply } = await i.finish(m2);
+  const t3 = performance.now();
   await r.finish(reply);
-  return performance.now() - t0;
+  const t4 = performance.now();
+  return [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0];
 }
 
 for (let k = 0; k < 20; k++) await handshakeOnce(); // warm up
-const times: number[] = [];
+const steps: number[][] = [[], [], [], [], []];
 const hsStart = performance.now();
-for (let k = 0; k < HANDSHAKES; k++) times.push(await handshakeOnce());
+for (let k = 0; k < HANDSHAKES; k++) (await handshakeOnce()).forEach((t, j) => steps[j].push(t));
 const hsPerS = HANDSHAKES / ((performance.now() - hsStart) / 1000);
-times.sort((a, b) => a - b);
+for (const xs of steps) xs.sort((a, b) => a - b);
+const median = (xs: number[]) => xs[Math.floor(xs.length / 2)];
 
 async function stream(mode: "raw" | "session"): Promise<number> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -83,10 +90,16 @@ const session = await stream("session");
 const raw2 = await stream("raw"); // again, so a noisy neighbour shows up as a spread
 const mbs = (x: number) => `${(x / 1e6).toFixed(0)} MB/s`;
 console.log(`deno ${Deno.version.deno}, ${Deno.build.target}, ${TOTAL / 2 ** 20} MiB per stream`);
+const total = steps[4];
 console.log(
-  `handshake: median ${times[Math.floor(times.length / 2)].toFixed(2)} ms, ` +
-    `p90 ${times[Math.floor(times.length * 0.9)].toFixed(2)} ms, ${hsPerS.toFixed(0)}/s ` +
+  `handshake: median ${median(total).toFixed(2)} ms, ` +
+    `p90 ${total[Math.floor(total.length * 0.9)].toFixed(2)} ms, ${hsPerS.toFixed(0)}/s ` +
     `(both ends in one thread)`,
+);
+console.log(
+  `  median per step: initiator start ${median(steps[0]).toFixed(2)} ms, responder respond ` +
+    `${median(steps[1]).toFixed(2)} ms, initiator finish ${median(steps[2]).toFixed(2)} ms, ` +
+    `responder finish ${median(steps[3]).toFixed(2)} ms`,
 );
 console.log(`raw TCP:        ${mbs(raw)} / ${mbs(raw2)}`);
 console.log(`den session:    ${mbs(session)}`);

@@ -2,29 +2,8 @@
 import { DenError } from "../errors.ts";
 import { callDaemon } from "../ipc/client.ts";
 import { formatDuration, formatTable, printJson, writeOut } from "./output.ts";
-import { type CommandSpec, JSON_OPTION } from "./spec.ts";
-
-// A client only reads config paths and talks to the socket (which needs read+write on it).
-const CLIENT_PERMISSIONS: Deno.PermissionName[] = ["read", "write", "net", "env"];
-
-interface Status {
-  name: string;
-  fingerprint: string;
-  version: string;
-  uptime_s: number;
-  listen: string;
-  metrics: string;
-  pid: number;
-  config: string;
-  socket: string;
-  counts: {
-    peers: number;
-    peers_connected: number;
-    peers_configured: number;
-    relays: number;
-    networks: number;
-  };
-}
+import type { ReloadResult, StatusResult } from "../ipc/results.ts";
+import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION } from "./spec.ts";
 
 export const statusCommand: CommandSpec = {
   name: "status",
@@ -32,7 +11,7 @@ export const statusCommand: CommandSpec = {
   options: { ...JSON_OPTION },
   permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
-    const s = await callDaemon(ctx.paths.socket, "status") as Status;
+    const s = await callDaemon(ctx.paths.socket, "status") as StatusResult;
     if (ctx.bool("json")) {
       printJson(s);
       return 0;
@@ -60,10 +39,7 @@ export const reloadCommand: CommandSpec = {
   options: { ...JSON_OPTION },
   permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
-    const r = await callDaemon(ctx.paths.socket, "reload") as {
-      applied: string[];
-      restart_required: string[];
-    };
+    const r = await callDaemon(ctx.paths.socket, "reload") as ReloadResult;
     if (ctx.bool("json")) {
       printJson(r);
       return 0;

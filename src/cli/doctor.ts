@@ -1,12 +1,12 @@
 /** `den doctor`: checks this node's setup and says what to fix. */
 // The implementation is loaded only when the command runs, so other commands start fast.
-import { type CommandSpec, JSON_OPTION } from "./spec.ts";
+import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION } from "./spec.ts";
 
 export const doctorCommand: CommandSpec = {
   name: "doctor",
   summary: "check config, identity, permissions, ports, clock and relays; say what to fix",
   options: { ...JSON_OPTION },
-  permissions: ["read", "write", "net", "env"],
+  permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
     return (await import("./doctor_action.ts")).runDoctor(ctx);
   },

@@ -1,22 +1,16 @@
 /** Peer commands: peers, peers verify, add-peer, rm-peer, trust reset. */
 import { parseHostPort } from "../config/validators.ts";
 import { DenError, Exit } from "../errors.ts";
-import { normalizeFingerprint } from "../identity/fingerprint.ts";
+import { normalizeFingerprint, shortFingerprint } from "../identity/fingerprint.ts";
+import type { VerifyResult } from "../ipc/results.ts";
 import { callDaemon } from "../ipc/client.ts";
 import type { PeerView } from "../peer/view.ts";
-import { printJson, writeOut } from "./output.ts";
-import { type CommandSpec, JSON_OPTION } from "./spec.ts";
-
-const CLIENT: Deno.PermissionName[] = ["read", "write", "net", "env"];
+import { formatDuration, printJson, writeOut } from "./output.ts";
+import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION } from "./spec.ts";
 
 function ago(iso: string | null): string {
   if (!iso) return "never";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  return s < 60
-    ? `${s}s ago`
-    : s < 3600
-    ? `${Math.floor(s / 60)}m ago`
-    : `${Math.floor(s / 3600)}h ago`;
+  return `${formatDuration(Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000)))} ago`;
 }
 
 function bytes(n: number): string {
@@ -30,7 +24,7 @@ export const peersCommand: CommandSpec = {
   name: "peers",
   summary: "list peers: state, transport, rtt, last seen, traffic; why a peer is refused",
   options: { ...JSON_OPTION },
-  permissions: CLIENT,
+  permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
     const peers = await callDaemon(ctx.paths.socket, "peers") as PeerView[];
     if (ctx.bool("json")) {
@@ -49,7 +43,7 @@ export const peersCommand: CommandSpec = {
       p.rtt_ms === null ? "-" : `${p.rtt_ms.toFixed(1)} ms`,
       ago(p.last_seen),
       `${bytes(p.bytes_in)} / ${bytes(p.bytes_out)}`,
-      p.fingerprint ? p.fingerprint.slice(0, 16) : "-",
+      p.fingerprint ? shortFingerprint(p.fingerprint) : "-",
     ]);
     const head = ["NAME", "STATE", "VIA", "ADDRESS", "RTT", "LAST SEEN", "IN / OUT", "FINGERPRINT"];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -75,13 +69,11 @@ export const peersVerifyCommand: CommandSpec = {
   minArgs: 1,
   maxArgs: 1,
   options: { ...JSON_OPTION },
-  permissions: CLIENT,
+  permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
-    const r = await callDaemon(ctx.paths.socket, "peers.verify", { name: ctx.args[0] }) as {
-      name: string;
-      fingerprint: string;
-      words: string[];
-    };
+    const r = await callDaemon(ctx.paths.socket, "peers.verify", {
+      name: ctx.args[0],
+    }) as VerifyResult;
     if (ctx.bool("json")) {
       printJson(r);
       return 0;
@@ -106,7 +98,7 @@ export const addPeerCommand: CommandSpec = {
     fingerprint: { type: "string", value: "FP", help: "pin the peer's identity (beats TOFU)" },
     ...JSON_OPTION,
   },
-  permissions: CLIENT,
+  permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
     const address = ctx.args[1];
     if (address !== undefined) {
@@ -145,7 +137,7 @@ export const rmPeerCommand: CommandSpec = {
   minArgs: 1,
   maxArgs: 1,
   options: {},
-  permissions: CLIENT,
+  permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
     const name = ctx.args[0];
     try {
@@ -173,7 +165,7 @@ export const trustResetCommand: CommandSpec = {
   description: "Verify the new identity first: ask its owner for the fingerprint, or use " +
     "`den peers verify NAME` once connected.",
   options: { ...JSON_OPTION },
-  permissions: CLIENT,
+  permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
     const name = ctx.args[0];
     const r = await callDaemon(ctx.paths.socket, "trust.reset", { name }) as {

@@ -37,6 +37,9 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
+/** A client command reads config paths and talks to the socket (which needs read+write on it). */
+export const CLIENT_PERMISSIONS: Deno.PermissionName[] = ["read", "write", "net", "env"];
+
 export const JSON_OPTION: Record<string, OptionSpec> = {
   json: { type: "boolean", help: "print one JSON document" },
 };

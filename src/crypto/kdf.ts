@@ -6,7 +6,7 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { argon2id } from "hash-wasm";
 import { hkdfSync } from "node:crypto";
-import { arrayBufferView as view, utf8 } from "./encoding.ts";
+import { utf8 } from "./encoding.ts";
 
 export interface Argon2Params {
   memoryKiB: number;
@@ -46,30 +46,12 @@ export async function argon2idKey(
   }
 }
 
-export async function hkdfSha256(
-  ikm: Uint8Array,
-  salt: Uint8Array,
-  info: Uint8Array,
-  length: number,
-): Promise<Uint8Array> {
-  if (!Number.isInteger(length) || length < 1 || length > 255 * 32) {
-    throw new RangeError(`HKDF-SHA-256: bad output length ${length}`);
-  }
-  const key = await crypto.subtle.importKey("raw", view(ikm), "HKDF", false, ["deriveBits"]);
-  const bits = await crypto.subtle.deriveBits(
-    { name: "HKDF", hash: "SHA-256", salt: view(salt), info: view(info) },
-    key,
-    length * 8,
-  );
-  return new Uint8Array(bits);
-}
-
 /**
  * RFC 5869 HKDF-SHA-256, synchronous (node:crypto hkdfSync: the runtime's native code, about 4x
- * faster than @noble/hashes here). Same output as hkdfSha256; for the session key schedule and the
- * record layer's rekey ratchet, which runs inside a synchronous seal/open.
+ * faster than @noble/hashes here). Synchronous because the record layer's rekey ratchet runs
+ * inside a synchronous seal/open.
  */
-export function hkdfSha256Sync(
+export function hkdfSha256(
   ikm: Uint8Array,
   salt: Uint8Array,
   info: Uint8Array,

@@ -15,9 +15,10 @@ import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
 import { parseHostPort } from "../config/validators.ts";
 import { VERSION } from "../version.ts";
 import { InstanceLock } from "./lock.ts";
+import type { ReloadResult, StatusResult } from "../ipc/results.ts";
 import { planReload } from "./reload.ts";
 import { raceTimeout } from "../util/timeout.ts";
-import { PeerManager, type PeerTiming } from "../peer/manager.ts";
+import { PeerManager } from "../peer/manager.ts";
 import { KnownPeers } from "../trust/known_peers.ts";
 import { deletePeer, type PeerInput, savePeer } from "../config/peers_file.ts";
 
@@ -27,8 +28,6 @@ export interface DaemonOptions {
   identity: Identity;
   fingerprint: string;
   log: Logger;
-  /** Shorter keepalive and backoff for tests. */
-  peerTiming?: Partial<PeerTiming>;
 }
 
 /** Longest a graceful shutdown may take before remaining services are abandoned. */
@@ -42,7 +41,6 @@ export class Daemon {
   readonly #metrics = new MetricsRegistry();
   readonly #startedAt = Date.now();
   readonly #lock: InstanceLock;
-  readonly #opts: DaemonOptions;
   #config: Config;
   #peers: PeerManager | null = null;
   #ipc: IpcServer | null = null;
@@ -57,7 +55,6 @@ export class Daemon {
     this.#fingerprint = opts.fingerprint;
     this.#log = opts.log;
     this.#lock = lock;
-    this.#opts = opts;
   }
 
   /** Takes the home's lock, replaces a stale socket, and starts every service. */
@@ -100,7 +97,6 @@ export class Daemon {
       knownPeers: await KnownPeers.load(this.#paths.knownPeers),
       log: log.child("peer"),
       metrics: this.#metrics,
-      timing: this.#opts.peerTiming,
     });
     this.#peers.start();
     log.info("daemon started", {
@@ -197,7 +193,7 @@ export class Daemon {
     return { peers: this.#config.peers.length };
   }
 
-  status() {
+  status(): StatusResult {
     const cfg = this.#config;
     const peers = this.#peers?.list() ?? [];
     return {
@@ -222,7 +218,7 @@ export class Daemon {
   }
 
   /** Validates the file first; on any error the running config stays exactly as it was. */
-  async reload() {
+  async reload(): Promise<ReloadResult> {
     let next: Config;
     try {
       next = (await loadConfig(this.#paths.config)).config;

@@ -30,6 +30,7 @@ import { backoffDelay } from "./backoff.ts";
 import { runInitiator, runResponder, SessionConn } from "./session_conn.ts";
 import { keepNewSession } from "./tiebreak.ts";
 import type { PeerState, PeerView } from "./view.ts";
+import type { VerifyResult } from "../ipc/results.ts";
 
 export interface PeerTiming {
   keepaliveMs: number;
@@ -135,6 +136,8 @@ export class PeerManager {
   readonly #random: () => number;
   readonly #entries = new Map<string, Entry>();
   readonly #services = new Map<number, ServiceHandler>();
+  /** Live sessions by peer fingerprint: `send` is on the per-packet path, so no scan. */
+  readonly #live = new Map<string, Live>();
   readonly #handshakeBuckets = new KeyedBuckets(HANDSHAKE_BURST, HANDSHAKES_PER_S);
   readonly #log: Logger;
   #listener: Deno.TcpListener | null = null;
@@ -204,14 +207,11 @@ export class PeerManager {
 
   /** Sends a service message to a connected peer; false if it has no session now. */
   send(fingerprint: string, type: number, payload: Uint8Array): boolean {
-    for (const e of this.#entries.values()) {
-      if (e.fingerprint === fingerprint && e.live && !e.live.sc.closed) {
-        e.live.lastSent = performance.now();
-        e.live.sc.send(type, payload);
-        return true;
-      }
-    }
-    return false;
+    const live = this.#live.get(fingerprint);
+    if (!live || live.sc.closed) return false;
+    live.lastSent = performance.now();
+    live.sc.send(type, payload);
+    return true;
   }
 
   list(): PeerView[] {
@@ -275,7 +275,7 @@ export class PeerManager {
   }
 
   /** Short authentication string of the live session with NAME (same words on both ends). */
-  verify(name: string): { name: string; fingerprint: string; words: string[] } {
+  verify(name: string): VerifyResult {
     const e = this.#entries.get(name);
     if (!e?.live || e.live.sc.closed || !e.fingerprint) {
       throw new DenError("not_connected", `no session with ${name} right now`, {
@@ -528,7 +528,7 @@ export class PeerManager {
       superseded: false,
       limiter: new TokenBucket(RECORD_BURST, RECORDS_PER_S, now),
     };
-    e.live = live;
+    this.#setLive(e, live);
     e.state = "connected";
     e.reason = null;
     e.refusedByPeer = false;
@@ -585,11 +585,19 @@ export class PeerManager {
     return this.#knownSave;
   }
 
+  #setLive(e: Entry, live: Live | null): void {
+    const fp = live?.sc.established.peer.fingerprint ?? e.live?.sc.established.peer.fingerprint;
+    e.live = live;
+    if (!fp) return;
+    if (live) this.#live.set(fp, live);
+    else this.#live.delete(fp);
+  }
+
   #closeLive(e: Entry, why: CloseReason): void {
     const live = e.live;
     if (!live) return;
     live.superseded = true;
-    e.live = null;
+    this.#setLive(e, null);
     e.bytesIn += live.sc.conn.bytesRead;
     e.bytesOut += live.sc.conn.bytesWritten;
     live.sc.closeWith(MsgType.goodbye, encodeClose(why));
@@ -652,7 +660,7 @@ export class PeerManager {
 
   #onEnd(e: Entry, live: Live, error: unknown): void {
     if (live.superseded || e.live !== live) return;
-    e.live = null;
+    this.#setLive(e, null);
     e.bytesIn += live.sc.conn.bytesRead;
     e.bytesOut += live.sc.conn.bytesWritten;
     if (error !== null) {

@@ -5,7 +5,7 @@
  */
 import { CHACHA_NONCE_BYTES } from "../crypto/aead.ts";
 import { concatBytes, u32be, utf8 } from "../crypto/encoding.ts";
-import { hkdfSha256Sync, sha256 } from "../crypto/kdf.ts";
+import { hkdfSha256, sha256 } from "../crypto/kdf.ts";
 
 export const LABELS = Object.freeze(
   {
@@ -52,9 +52,9 @@ export interface HandshakeKeys {
 /** `shared` = X25519 shared secret ‖ ML-KEM shared secret; `th2` = transcript hash after M2's header. */
 export function handshakeKeys(shared: Uint8Array, th2: Uint8Array): HandshakeKeys {
   return {
-    responder: hkdfSha256Sync(shared, th2, utf8(LABELS.handshakeResponder), KEY_BYTES),
-    initiator: hkdfSha256Sync(shared, th2, utf8(LABELS.handshakeInitiator), KEY_BYTES),
-    teams: hkdfSha256Sync(shared, th2, utf8(LABELS.teamTags), KEY_BYTES),
+    responder: hkdfSha256(shared, th2, utf8(LABELS.handshakeResponder), KEY_BYTES),
+    initiator: hkdfSha256(shared, th2, utf8(LABELS.handshakeInitiator), KEY_BYTES),
+    teams: hkdfSha256(shared, th2, utf8(LABELS.teamTags), KEY_BYTES),
   };
 }
 
@@ -66,13 +66,13 @@ export interface TrafficKeys {
 /** `sessionId` = the final transcript hash. */
 export function trafficKeys(shared: Uint8Array, sessionId: Uint8Array): TrafficKeys {
   return {
-    initiatorToResponder: hkdfSha256Sync(
+    initiatorToResponder: hkdfSha256(
       shared,
       sessionId,
       utf8(LABELS.trafficInitiator),
       KEY_BYTES,
     ),
-    responderToInitiator: hkdfSha256Sync(
+    responderToInitiator: hkdfSha256(
       shared,
       sessionId,
       utf8(LABELS.trafficResponder),
@@ -83,7 +83,7 @@ export function trafficKeys(shared: Uint8Array, sessionId: Uint8Array): TrafficK
 
 /** The record key of `epoch` (≥ 1) from the key of epoch - 1. One way: old keys stay secret. */
 export function nextRecordKey(key: Uint8Array, epoch: number): Uint8Array {
-  return hkdfSha256Sync(
+  return hkdfSha256(
     key,
     new Uint8Array(0),
     concatBytes(utf8(LABELS.rekey), u32be(epoch)),

@@ -27,8 +27,3 @@ export function sasWords(sessionId: Uint8Array): string[] {
   const digest = sha256(concatBytes(utf8(SAS_DOMAIN), sessionId));
   return [...digest.subarray(0, SAS_WORD_COUNT)].map((b) => SAS_WORDS[b]);
 }
-
-/** The words as one line to print and read aloud: "tiger maple …". */
-export function sasPhrase(words: readonly string[]): string {
-  return words.join(" ");
-}

@@ -18,7 +18,7 @@ import {
   utf8,
   writeU32BE,
 } from "../../src/crypto/encoding.ts";
-import { argon2idKey, hkdfSha256, sha256 } from "../../src/crypto/kdf.ts";
+import { argon2idKey, sha256 } from "../../src/crypto/kdf.ts";
 import {
   mlkemDecapsulate,
   mlkemEncapsulate,
@@ -263,23 +263,6 @@ Deno.test("xchacha20poly1305: round trip, and any change fails with aead_failed"
   }
   assert.throws(() => xchachaSeal(new Uint8Array(16), nonce, pt, aad), RangeError);
   assert.throws(() => xchachaSeal(key, new Uint8Array(12), pt, aad), RangeError);
-});
-
-Deno.test("hkdf-sha256: RFC 5869 test case 1", async () => {
-  const okm = await hkdfSha256(
-    new Uint8Array(22).fill(0x0b),
-    fromHex("000102030405060708090a0b0c"),
-    fromHex("f0f1f2f3f4f5f6f7f8f9"),
-    42,
-  );
-  assert.equal(
-    toHex(okm),
-    "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
-  );
-  await assert.rejects(
-    () => hkdfSha256(new Uint8Array(32), new Uint8Array(0), new Uint8Array(0), 0),
-    RangeError,
-  );
 });
 
 Deno.test("sha256: FIPS 180-2 'abc'", () => {

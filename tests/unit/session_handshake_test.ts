@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fromHex, toHex, utf8 } from "../../src/crypto/encoding.ts";
-import { hkdfSha256Sync, sha256 } from "../../src/crypto/kdf.ts";
+import { hkdfSha256, sha256 } from "../../src/crypto/kdf.ts";
 import {
   mlkemEncapsulate,
   mlkemFromSeed,
@@ -554,8 +554,8 @@ Deno.test("vectors: intermediate secrets follow the documented key schedule", ()
   assert.equal(toHex(enc.sharedSecret), field("mlkem shared"));
   const shared = new Uint8Array([...xShared, ...enc.sharedSecret]);
   const sid = fromHex(field("session id"));
-  const ir = hkdfSha256Sync(shared, sid, utf8("den/v1 traffic i->r"), 32);
-  const ri = hkdfSha256Sync(shared, sid, utf8("den/v1 traffic r->i"), 32);
+  const ir = hkdfSha256(shared, sid, utf8("den/v1 traffic i->r"), 32);
+  const ri = hkdfSha256(shared, sid, utf8("den/v1 traffic r->i"), 32);
   assert.equal(toHex(ir), field("traffic key i->r"));
   assert.equal(toHex(ri), field("traffic key r->i"));
 });

@@ -1,0 +1,32 @@
+/** Result shapes of control-socket methods, shared by the daemon (producer) and the CLI. */
+
+export interface StatusResult {
+  name: string;
+  fingerprint: string;
+  version: string;
+  uptime_s: number;
+  listen: string;
+  metrics: string;
+  pid: number;
+  home: string | null;
+  config: string;
+  socket: string;
+  counts: {
+    peers: number;
+    peers_connected: number;
+    peers_configured: number;
+    relays: number;
+    networks: number;
+  };
+}
+
+export interface ReloadResult {
+  applied: string[];
+  restart_required: string[];
+}
+
+export interface VerifyResult {
+  name: string;
+  fingerprint: string;
+  words: string[];
+}
