@@ -25,6 +25,8 @@ export interface DenOptions {
   env?: Record<string, string>;
   stdin?: string;
   cwd?: string;
+  /** Run inside this network namespace (`ip netns exec`; needs root). */
+  netns?: string;
 }
 
 function childEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -36,8 +38,10 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 }
 
 export function denCommand(args: string[], opts: DenOptions = {}): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...RUN_ARGS, MAIN, ...args],
+  const deno = [Deno.execPath(), "run", ...RUN_ARGS, MAIN, ...args];
+  const argv = opts.netns ? ["ip", "netns", "exec", opts.netns, ...deno] : deno;
+  return new Deno.Command(argv[0], {
+    args: argv.slice(1),
     env: childEnv(opts.env),
     clearEnv: true,
     cwd: opts.cwd,

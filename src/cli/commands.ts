@@ -4,6 +4,7 @@ import { daemonCommand } from "./daemon.ts";
 import { doctorCommand } from "./doctor.ts";
 import { initCommand } from "./init.ts";
 import { PEER_COMMANDS } from "./peers.ts";
+import { relayCommand } from "./relay.ts";
 import type { CommandSpec } from "./spec.ts";
 import { versionCommand } from "./version.ts";
 
@@ -15,5 +16,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   reloadCommand,
   goodbyeCommand,
   doctorCommand,
+  relayCommand,
   versionCommand,
 ];

@@ -26,12 +26,18 @@ export const statusCommand: CommandSpec = {
       ["pid", String(s.pid)],
       ["config", s.config],
       ["peers", `${s.counts.peers_connected} connected of ${s.counts.peers}`],
-      ["relays", String(s.counts.relays)],
+      ...(s.relays.length
+        ? s.relays.map((r): [string, string] => ["relay", relayLine(r)])
+        : [["relays", "none"] as [string, string]]),
       ["networks", String(s.counts.networks)],
     ]));
     return 0;
   },
 };
+
+function relayLine(r: StatusResult["relays"][number]): string {
+  return r.state === "ready" ? `${r.url} (ready)` : `${r.url} (${r.state}: ${r.reason ?? "-"})`;
+}
 
 export const reloadCommand: CommandSpec = {
   name: "reload",

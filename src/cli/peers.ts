@@ -1,8 +1,9 @@
-/** Peer commands: peers, peers verify, add-peer, rm-peer, trust reset. */
+/** Peer commands: peers, peers verify, ping, add-peer, rm-peer, trust reset. */
 import { parseHostPort } from "../config/validators.ts";
 import { DenError, Exit } from "../errors.ts";
 import { normalizeFingerprint, shortFingerprint } from "../identity/fingerprint.ts";
-import type { VerifyResult } from "../ipc/results.ts";
+import type { PingResult, VerifyResult } from "../ipc/results.ts";
+import { MAX_ECHO_DATA } from "../wire/peer_control.ts";
 import { callDaemon } from "../ipc/client.ts";
 import type { PeerView } from "../peer/view.ts";
 import { formatDuration, printJson, writeOut } from "./output.ts";
@@ -39,7 +40,7 @@ export const peersCommand: CommandSpec = {
       p.name,
       p.state,
       p.transport ?? "-",
-      p.address ?? "-",
+      (p.transport === "relay" ? p.path : p.address) ?? "-",
       p.rtt_ms === null ? "-" : `${p.rtt_ms.toFixed(1)} ms`,
       ago(p.last_seen),
       `${bytes(p.bytes_in)} / ${bytes(p.bytes_out)}`,
@@ -87,13 +88,74 @@ export const peersVerifyCommand: CommandSpec = {
   },
 };
 
+export const pingCommand: CommandSpec = {
+  name: "ping",
+  summary: "round trip through the session with a peer, and which path it takes (direct or relay)",
+  args: "NAME",
+  minArgs: 1,
+  maxArgs: 1,
+  options: {
+    count: { type: "string", short: "c", value: "N", help: "pings to send (default 3)" },
+    size: { type: "string", short: "s", value: "BYTES", help: "data bytes per ping (default 56)" },
+    pattern: {
+      type: "string",
+      short: "p",
+      value: "TEXT",
+      help: "fill the data with TEXT (to find data-dependent problems)",
+    },
+    ...JSON_OPTION,
+  },
+  permissions: CLIENT_PERMISSIONS,
+  async run(ctx) {
+    const count = positiveInt(ctx.string("count") ?? "3", "--count", 1000);
+    const size = positiveInt(ctx.string("size") ?? "56", "--size", MAX_ECHO_DATA);
+    const pattern = ctx.string("pattern") || "den ping ";
+    const data = pattern.repeat(Math.ceil(size / pattern.length)).slice(0, size);
+    const results: PingResult[] = [];
+    let failed = 0;
+    for (let i = 0; i < count; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 1000));
+      try {
+        const r = await callDaemon(ctx.paths.socket, "peers.ping", {
+          name: ctx.args[0],
+          data,
+        }) as PingResult;
+        results.push(r);
+        if (!ctx.bool("json")) {
+          writeOut(
+            `pong from ${r.name} via ${r.transport} ${r.path}: ${r.bytes} bytes, ` +
+              `time=${r.rtt_ms.toFixed(2)} ms\n`,
+          );
+        }
+      } catch (err) {
+        if (!(err instanceof DenError) || err.code !== "ping_timeout") throw err;
+        failed++;
+        if (!ctx.bool("json")) writeOut(`${err.message}\n`);
+      }
+    }
+    if (ctx.bool("json")) printJson({ sent: count, received: results.length, results });
+    return failed === count ? 1 : 0;
+  },
+};
+
+function positiveInt(text: string, flag: string, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new DenError("usage", `${flag}: found "${text}", allowed: a whole number 1..${max}`, {
+      exit: Exit.usage,
+    });
+  }
+  return n;
+}
+
 export const addPeerCommand: CommandSpec = {
   name: "add-peer",
   summary: "add or update a peer (applied to the running daemon at once and saved to config)",
   args: "NAME [HOST:PORT]",
   minArgs: 1,
   maxArgs: 2,
-  description: "Without an address the peer is not dialled; it can still connect to this node.",
+  description: "Without an address the peer is reached through the relays in [relay] urls " +
+    "(once its fingerprint is known), or waits for it to connect to this node.",
   options: {
     fingerprint: { type: "string", value: "FP", help: "pin the peer's identity (beats TOFU)" },
     ...JSON_OPTION,
@@ -188,6 +250,7 @@ export const trustResetCommand: CommandSpec = {
 export const PEER_COMMANDS = [
   peersCommand,
   peersVerifyCommand,
+  pingCommand,
   addPeerCommand,
   rmPeerCommand,
   trustResetCommand,

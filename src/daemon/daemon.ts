@@ -20,6 +20,7 @@ import { planReload } from "./reload.ts";
 import { raceTimeout } from "../util/timeout.ts";
 import { PeerManager } from "../peer/manager.ts";
 import { KnownPeers } from "../trust/known_peers.ts";
+import { MAX_ECHO_DATA } from "../wire/peer_control.ts";
 import { deletePeer, type PeerInput, savePeer } from "../config/peers_file.ts";
 
 export interface DaemonOptions {
@@ -94,6 +95,7 @@ export class Daemon {
       fingerprint: this.#fingerprint,
       listen: this.#config.node.listen,
       peers: this.#config.peers,
+      relays: this.#config.relay.urls,
       knownPeers: await KnownPeers.load(this.#paths.knownPeers),
       log: log.child("peer"),
       metrics: this.#metrics,
@@ -170,6 +172,10 @@ export class Daemon {
             });
           }
         })],
+      ["peers.ping", (p) => {
+        const data = optionalString(p, "data", MAX_ECHO_DATA) ?? "";
+        return this.#peerManager().ping(stringParam(p, "name"), new TextEncoder().encode(data));
+      }],
       ["trust.reset", (p) => this.#peerManager().trustReset(stringParam(p, "name"))],
       ["goodbye", () => {
         // Answer first, then stop: the client waits for the socket to go away.
@@ -214,6 +220,11 @@ export class Daemon {
         relays: cfg.relay.urls.length,
         networks: Object.keys(cfg.networks).length,
       },
+      relays: (this.#peers?.relays() ?? []).map(({ url, state, reason }) => ({
+        url,
+        state,
+        reason,
+      })),
     };
   }
 
@@ -238,6 +249,7 @@ export class Daemon {
     }
     this.#config = plan.next;
     if (plan.applied.includes("peers")) this.#peers?.setPeers(plan.next.peers);
+    if (plan.applied.includes("relay")) this.#peers?.setRelays(plan.next.relay.urls);
     this.#metrics.inc("den_config_reloads_total", { result: "ok" });
     this.#log.info("config reloaded", {
       applied: plan.applied.join(",") || "none",
@@ -270,14 +282,18 @@ export class Daemon {
   }
 }
 
-function stringParam(p: Record<string, unknown>, key: string): string {
+function stringParam(p: Record<string, unknown>, key: string, max = 1024): string {
   const v = p[key];
-  if (typeof v !== "string" || v.length === 0 || v.length > 1024) {
+  if (typeof v !== "string" || v.length === 0 || v.length > max) {
     throw new DenError("bad_request", `'${key}' must be a non-empty string`);
   }
   return v;
 }
 
-function optionalString(p: Record<string, unknown>, key: string): string | undefined {
-  return p[key] === undefined || p[key] === null ? undefined : stringParam(p, key);
+function optionalString(
+  p: Record<string, unknown>,
+  key: string,
+  max?: number,
+): string | undefined {
+  return p[key] === undefined || p[key] === null ? undefined : stringParam(p, key, max);
 }

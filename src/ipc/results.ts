@@ -18,6 +18,8 @@ export interface StatusResult {
     relays: number;
     networks: number;
   };
+  /** This node's mailbox at each configured relay. */
+  relays: { url: string; state: "connecting" | "ready" | "down"; reason: string | null }[];
 }
 
 export interface ReloadResult {
@@ -29,4 +31,14 @@ export interface VerifyResult {
   name: string;
   fingerprint: string;
   words: string[];
+}
+
+export interface PingResult {
+  name: string;
+  /** Round trip through the session, ms. */
+  rtt_ms: number;
+  transport: "tcp" | "relay";
+  /** "HOST:PORT", or the relay's URL. */
+  path: string;
+  bytes: number;
 }

@@ -10,27 +10,44 @@ import { DenError } from "../errors.ts";
 import type { Identity } from "../identity/keys.ts";
 import type { Logger } from "../log/logger.ts";
 import type { MetricsRegistry } from "../metrics/registry.ts";
-import type { Established, HandshakeConfig } from "../session/handshake.ts";
+import {
+  type Established,
+  type HandshakeConfig,
+  MAX_HANDSHAKE_MESSAGE,
+} from "../session/handshake.ts";
 import { decideTrust } from "../trust/decide.ts";
 import type { KnownPeers } from "../trust/known_peers.ts";
 import { sasWords } from "../trust/sas.ts";
-import { FramedConn, FrameTooLarge } from "../transport/framed.ts";
+import { FramedConn, netAddrString } from "../transport/framed.ts";
+import { type FrameLink, FrameTooLarge } from "../transport/link.ts";
+import { type RelayStatus, RelayTransport } from "../transport/relay/relay_transport.ts";
+import { attachId, readAttachHello } from "../session/attach.ts";
+import { equalBytes, toHex } from "../crypto/encoding.ts";
 import { KeyedBuckets, TokenBucket } from "../util/token_bucket.ts";
 import { raceTimeout, TIMED_OUT } from "../util/timeout.ts";
 import {
   type CloseReason,
   decodeClose,
+  decodeEcho,
   decodePing,
   encodeClose,
+  encodeEcho,
   encodePing,
   MsgType,
   SERVICE_TYPES_START,
 } from "../wire/peer_control.ts";
 import { backoffDelay } from "./backoff.ts";
-import { runInitiator, runResponder, SessionConn } from "./session_conn.ts";
+import { answerAttach, dialAttach } from "./attach_conn.ts";
+import {
+  MAX_RECORD_FRAME,
+  readBefore,
+  runInitiator,
+  runResponder,
+  SessionConn,
+} from "./session_conn.ts";
 import { keepNewSession } from "./tiebreak.ts";
 import type { PeerState, PeerView } from "./view.ts";
-import type { VerifyResult } from "../ipc/results.ts";
+import type { PingResult, VerifyResult } from "../ipc/results.ts";
 
 export interface PeerTiming {
   keepaliveMs: number;
@@ -39,6 +56,8 @@ export interface PeerTiming {
   dialTimeoutMs: number;
   backoffBaseMs: number;
   backoffCapMs: number;
+  /** While a peer is reached through a relay, how often (at most) the direct path is retried. */
+  directRetryCapMs: number;
 }
 
 export const DEFAULT_TIMING: PeerTiming = {
@@ -48,6 +67,7 @@ export const DEFAULT_TIMING: PeerTiming = {
   dialTimeoutMs: 5_000,
   backoffBaseMs: 500,
   backoffCapMs: 60_000,
+  directRetryCapMs: 30_000,
 };
 
 /** Abuse limits: handshakes per source address, pending handshakes, records per peer. */
@@ -67,6 +87,8 @@ export interface PeerManagerOptions {
   log: Logger;
   metrics: MetricsRegistry;
   teams?: () => string[];
+  /** Relay URLs ([relay] urls): peers that cannot be reached directly are reached through them. */
+  relays?: string[];
   /** Wall clock (ms since epoch): handshake timestamps, last seen. */
   now?: () => number;
   random?: () => number;
@@ -90,6 +112,10 @@ interface Live {
   /** Replaced by another session to the same peer: its end is not the peer going down. */
   superseded: boolean;
   limiter: TokenBucket;
+  /** Hex attach id: finds this session when the peer attaches a direct connection to it. */
+  attachId: string;
+  /** A direct connection is being attached from this end. */
+  attaching: boolean;
 }
 
 interface Entry {
@@ -106,14 +132,13 @@ interface Entry {
   attempt: number;
   timer: ReturnType<typeof setTimeout> | null;
   dialing: boolean;
+  /** Retries of the direct path while the session runs through a relay. */
+  directTimer: ReturnType<typeof setTimeout> | null;
+  directAttempt: number;
   rttMs: number | null;
   lastSeen: number | null;
   bytesIn: number;
   bytesOut: number;
-}
-
-function addrString(a: Deno.NetAddr): string {
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }
 
 function describeError(err: unknown): { code: string; message: string } {
@@ -138,6 +163,9 @@ export class PeerManager {
   readonly #services = new Map<number, ServiceHandler>();
   /** Live sessions by peer fingerprint: `send` is on the per-packet path, so no scan. */
   readonly #live = new Map<string, Live>();
+  /** Live sessions by attach id, for direct connections that join a relayed session. */
+  readonly #byAttachId = new Map<string, Live>();
+  readonly #relay: RelayTransport;
   readonly #handshakeBuckets = new KeyedBuckets(HANDSHAKE_BURST, HANDSHAKES_PER_S);
   readonly #log: Logger;
   #listener: Deno.TcpListener | null = null;
@@ -145,6 +173,9 @@ export class PeerManager {
   #ticker: ReturnType<typeof setInterval> | null = null;
   #pending = 0;
   #stopped = false;
+  /** `den ping`s waiting for their echo, by id. */
+  readonly #echoes = new Map<number, { data: Uint8Array; done: (ok: boolean) => void }>();
+  #echoSeq = 0;
   #knownSave: Promise<void> = Promise.resolve();
 
   constructor(opts: PeerManagerOptions) {
@@ -153,6 +184,14 @@ export class PeerManager {
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
     this.#log = opts.log;
+    this.#relay = new RelayTransport({
+      identity: opts.identity,
+      log: opts.log.child("relay"),
+      frameLimit: MAX_RECORD_FRAME,
+      random: this.#random,
+      onInbound: (link, from) => this.#respondLink(link, `relay:${from}`),
+      onReady: () => this.#relayReady(),
+    });
     this.#registerMetrics();
   }
 
@@ -175,6 +214,12 @@ export class PeerManager {
       "den_peer_connections_refused_total",
       "Inbound connections refused before a handshake.",
     );
+    m.counter("den_path_switches_total", "Sessions moved to a direct connection, by result.");
+    m.gauge("den_relays", "Relay mailboxes by state.", () => {
+      const counts = { connecting: 0, ready: 0, down: 0 };
+      for (const r of this.#relay.list()) counts[r.state]++;
+      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+    });
   }
 
   /** Binds the listen address and dials every configured peer. */
@@ -192,11 +237,21 @@ export class PeerManager {
     }
     this.#acceptLoop = this.#accept(this.#listener);
     this.#ticker = setInterval(() => this.#tick(), 1000);
+    this.#relay.setUrls(this.#o.relays ?? []);
     this.setPeers(this.#o.peers);
   }
 
+  /** Applies [relay] urls: mailboxes open at new relays and close at removed ones. */
+  setRelays(urls: string[]): void {
+    if (!this.#stopped) this.#relay.setUrls(urls);
+  }
+
+  relays(): RelayStatus[] {
+    return this.#relay.list();
+  }
+
   get listenAddress(): string {
-    return this.#listener ? addrString(this.#listener.addr) : this.#o.listen;
+    return this.#listener ? netAddrString(this.#listener.addr) : this.#o.listen;
   }
 
   /** Services register for message types ≥ SERVICE_TYPES_START. */
@@ -221,13 +276,14 @@ export class PeerManager {
         name: e.name,
         fingerprint: e.fingerprint ?? e.config?.fingerprint ?? null,
         address: e.config?.address ?? e.remote,
+        path: sc ? sc.remote : null,
         state: e.state,
         reason: e.reason,
-        transport: sc ? "tcp" : null,
+        transport: sc ? sc.transport : null,
         rtt_ms: e.rttMs === null ? null : Math.round(e.rttMs * 100) / 100,
         last_seen: e.lastSeen === null ? null : new Date(e.lastSeen).toISOString(),
-        bytes_in: e.bytesIn + (sc?.conn.bytesRead ?? 0),
-        bytes_out: e.bytesOut + (sc?.conn.bytesWritten ?? 0),
+        bytes_in: e.bytesIn + (sc?.bytesRead ?? 0),
+        bytes_out: e.bytesOut + (sc?.bytesWritten ?? 0),
         presented_fingerprint: e.presented,
         pinned: Boolean(e.config?.fingerprint),
         direction: e.live ? (e.live.sc.initiator ? "outbound" : "inbound") : null,
@@ -285,6 +341,33 @@ export class PeerManager {
     return { name, fingerprint: e.fingerprint, words: sasWords(e.live.sc.established.sessionId) };
   }
 
+  /** Round trip of `data` through the session with NAME (echoed by the peer, compared here). */
+  async ping(name: string, data: Uint8Array, timeoutMs = 5000): Promise<PingResult> {
+    const live = this.#entries.get(name)?.live;
+    if (!live || live.sc.closed) {
+      throw new DenError("not_connected", `no session with ${name} right now`, {
+        hint: "den peers shows its state and why",
+      });
+    }
+    const id = this.#echoSeq = (this.#echoSeq + 1) >>> 0;
+    const started = performance.now();
+    const answered = new Promise<boolean>((done) => this.#echoes.set(id, { data, done }));
+    live.sc.send(MsgType.echoRequest, encodeEcho(id, data));
+    const ok = await raceTimeout(answered, timeoutMs);
+    this.#echoes.delete(id);
+    if (ok === TIMED_OUT) {
+      throw new DenError("ping_timeout", `no answer from ${name} within ${timeoutMs} ms`);
+    }
+    if (!ok) throw new DenError("ping_mismatch", `${name} echoed different bytes than were sent`);
+    return {
+      name,
+      rtt_ms: performance.now() - started,
+      transport: live.sc.transport,
+      path: live.sc.remote,
+      bytes: data.length,
+    };
+  }
+
   /** Says goodbye to every peer and closes the listener. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -296,12 +379,14 @@ export class PeerManager {
     const closing: Promise<void>[] = [];
     for (const e of this.#entries.values()) {
       if (e.timer !== null) clearTimeout(e.timer);
+      if (e.directTimer !== null) clearTimeout(e.directTimer);
       if (e.live) {
         e.live.superseded = true;
         closing.push(e.live.sc.closeWith(MsgType.goodbye, bye));
       }
     }
     await Promise.allSettled(closing);
+    this.#relay.stop();
     await this.#acceptLoop?.catch(() => {});
     await this.#knownSave;
   }
@@ -324,6 +409,8 @@ export class PeerManager {
         attempt: 0,
         timer: null,
         dialing: false,
+        directTimer: null,
+        directAttempt: 0,
         rttMs: null,
         lastSeen: null,
         bytesIn: 0,
@@ -350,21 +437,27 @@ export class PeerManager {
       if (e.state === "refused") e.state = "down";
       e.refusedByPeer = false;
     }
-    if (!e.live && p.address) this.#scheduleDial(e, 0);
+    if (!e.live) this.#scheduleDial(e, 0);
   }
 
   #unconfigure(e: Entry): void {
     e.config = null;
     if (e.timer !== null) clearTimeout(e.timer);
-    e.timer = null;
+    if (e.directTimer !== null) clearTimeout(e.directTimer);
+    e.timer = e.directTimer = null;
     if (e.live) this.#closeLive(e, { code: "removed", message: "removed from this node's peers" });
     this.#entries.delete(e.name);
   }
 
   // --- dialling -----------------------------------------------------------------------------
 
+  /** Whether NAME can be dialled: an address, or a relay and a fingerprint to find it by. */
+  #canDial(e: Entry): boolean {
+    return Boolean(e.config?.address || (e.config && e.fingerprint && this.#relay.configured));
+  }
+
   #scheduleDial(e: Entry, delayMs: number): void {
-    if (this.#stopped || !e.config?.address || e.live || e.dialing) return;
+    if (this.#stopped || !this.#canDial(e) || e.live || e.dialing) return;
     if (e.timer !== null) clearTimeout(e.timer);
     e.timer = setTimeout(() => {
       e.timer = null;
@@ -380,41 +473,138 @@ export class PeerManager {
     this.#scheduleDial(e, delay);
   }
 
-  async #dial(e: Entry): Promise<void> {
+  /** A relay mailbox came up: peers waiting for their next retry try through it now. */
+  #relayReady(): void {
+    for (const e of this.#entries.values()) {
+      if (!e.live && !e.dialing && e.state !== "refused") this.#scheduleDial(e, 0);
+    }
+  }
+
+  async #connectTcp(address: string): Promise<FramedConn> {
+    const { host, port } = parseHostPort(address);
+    const connecting = Deno.connect({ hostname: host, port, transport: "tcp" });
+    const conn = await raceTimeout(connecting, this.#t.dialTimeoutMs);
+    if (conn === TIMED_OUT) {
+      connecting.then((c) => c.close(), () => {});
+      throw new DenError("dial_timeout", `no answer within ${this.#t.dialTimeoutMs} ms`);
+    }
+    conn.setNoDelay(true);
+    return new FramedConn(conn);
+  }
+
+  /** Direct first; through a relay when the address cannot be reached (or there is none). */
+  async #openLink(e: Entry): Promise<FrameLink> {
+    const tried: string[] = [];
     const address = e.config?.address;
-    if (this.#stopped || !address || e.live || e.dialing) return;
+    if (address) {
+      try {
+        return await this.#connectTcp(address);
+      } catch (err) {
+        tried.push(`${address}: ${describeError(err).message}`);
+      }
+    }
+    if (e.fingerprint && this.#relay.configured) {
+      const link = this.#relay.open(e.fingerprint);
+      if (link) return link;
+      tried.push(
+        "relay: " + this.#relay.list().map((r) => `${r.url} ${r.reason ?? r.state}`).join(", "),
+      );
+    }
+    throw new DenError("unreachable", tried.join("; "));
+  }
+
+  async #dial(e: Entry): Promise<void> {
+    if (this.#stopped || !this.#canDial(e) || e.live || e.dialing) return;
     e.dialing = true;
     if (e.state !== "refused") e.state = "connecting";
-    let framed: FramedConn | null = null;
+    let link: FrameLink | null = null;
     try {
-      const { host, port } = parseHostPort(address);
-      const connecting = Deno.connect({ hostname: host, port, transport: "tcp" });
-      const conn = await raceTimeout(connecting, this.#t.dialTimeoutMs);
-      if (conn === TIMED_OUT) {
-        connecting.then((c) => c.close(), () => {});
-        throw new DenError(
-          "dial_timeout",
-          `no answer from ${address} within ${this.#t.dialTimeoutMs} ms`,
-        );
-      }
-      conn.setNoDelay(true);
-      framed = new FramedConn(conn);
-      const est = await runInitiator(framed, this.#handshakeConfig(), this.#t.handshakeTimeoutMs);
+      link = await this.#openLink(e);
+      const est = await runInitiator(link, this.#handshakeConfig(), this.#t.handshakeTimeoutMs);
       this.#o.metrics.inc("den_handshakes_total", { result: "ok", reason: "ok" });
       e.dialing = false;
-      this.#established(framed, est, true, e);
+      this.#established(link, est, true, e);
     } catch (err) {
       e.dialing = false;
-      framed?.close();
+      link?.close();
       const { code, message } = describeError(err);
-      if (framed) this.#o.metrics.inc("den_handshakes_total", { result: "failed", reason: code });
+      if (link) this.#o.metrics.inc("den_handshakes_total", { result: "failed", reason: code });
       if (e.state !== "refused") {
         e.state = "down";
-        e.reason = `${address}: ${message}`;
+        e.reason = link ? `${link.remote}: ${message}` : message;
       }
-      this.#log.debug("dial failed", { peer: e.name, address, reason: message });
+      this.#log.debug("dial failed", { peer: e.name, reason: e.reason });
       this.#retryLater(e);
     }
+  }
+
+  // --- moving a relayed session to a direct connection ---------------------------------------
+
+  #scheduleDirect(e: Entry): void {
+    if (this.#stopped || e.directTimer !== null || !e.config?.address) return;
+    const delay = backoffDelay(e.directAttempt++, this.#random, {
+      baseMs: this.#t.backoffBaseMs,
+      capMs: this.#t.directRetryCapMs,
+    });
+    e.directTimer = setTimeout(() => {
+      e.directTimer = null;
+      this.#tryDirect(e);
+    }, delay);
+  }
+
+  async #tryDirect(e: Entry): Promise<void> {
+    const live = e.live;
+    const address = e.config?.address;
+    if (!live || live.sc.closed || live.sc.transport !== "relay" || !address) return;
+    if (live.sc.moving || live.attaching) return this.#scheduleDirect(e);
+    live.attaching = true;
+    let link: FramedConn | null = null;
+    try {
+      link = await this.#connectTcp(address);
+      await dialAttach(link, live.sc.established, this.#t.handshakeTimeoutMs);
+      if (e.live !== live || live.sc.closed || live.sc.moving || live.sc.transport !== "relay") {
+        throw new DenError("gone", "the session ended or moved meanwhile");
+      }
+      live.sc.moveTo(link);
+      this.#pathSwitched(e, live);
+    } catch (err) {
+      link?.close();
+      const { message } = describeError(err);
+      this.#log.debug("direct path not usable yet", { peer: e.name, address, reason: message });
+      if (link) this.#o.metrics.inc("den_path_switches_total", { result: "failed" });
+      this.#scheduleDirect(e);
+    } finally {
+      live.attaching = false;
+    }
+  }
+
+  #pathSwitched(e: Entry, live: Live): void {
+    e.directAttempt = 0;
+    e.remote = live.sc.remote;
+    this.#o.metrics.inc("den_path_switches_total", { result: "ok" });
+    this.#log.info("peer session moved to a direct connection", {
+      peer: e.name,
+      address: live.sc.remote,
+    });
+  }
+
+  /** The peer dialled us to move a relayed session here (the first frame was an attach hello). */
+  async #answerAttach(link: FramedConn, hello: Uint8Array, id: Uint8Array): Promise<void> {
+    const live = this.#byAttachId.get(toHex(id));
+    // Both ends trying at once: the session's initiator keeps its own attempt.
+    if (!live || live.sc.closed || live.sc.moving || live.sc.transport !== "relay") {
+      throw new DenError("attach_unknown", "no relayed session with that attach id");
+    }
+    if (live.attaching && live.sc.established.role === "initiator") {
+      throw new DenError("attach_busy", "this end is attaching its own connection");
+    }
+    await answerAttach(link, hello, live.sc.established, this.#t.handshakeTimeoutMs);
+    const e = [...this.#entries.values()].find((x) => x.live === live);
+    if (!e || live.sc.closed || live.sc.moving || live.sc.transport !== "relay") {
+      throw new DenError("gone", "the session ended or moved meanwhile");
+    }
+    live.sc.moveTo(link);
+    this.#pathSwitched(e, live);
   }
 
   // --- accepting ----------------------------------------------------------------------------
@@ -423,37 +613,49 @@ export class PeerManager {
     try {
       for await (const conn of listener) {
         const remote = conn.remoteAddr as Deno.NetAddr;
-        if (
-          this.#pending >= MAX_PENDING_HANDSHAKES ||
-          !this.#handshakeBuckets.take(remote.hostname, performance.now())
-        ) {
-          this.#o.metrics.inc("den_peer_connections_refused_total");
+        if (!this.#admit(remote.hostname)) {
           conn.close();
           continue;
         }
-        this.#respond(conn);
+        conn.setNoDelay(true);
+        this.#respondLink(new FramedConn(conn), remote.hostname);
       }
     } catch (err) {
       if (!(err instanceof Deno.errors.BadResource) && !this.#stopped) throw err;
     }
   }
 
-  async #respond(conn: Deno.TcpConn): Promise<void> {
+  /** Handshake limits: in progress overall, and started per source (address or relay mailbox). */
+  #admit(source: string): boolean {
+    if (
+      this.#pending < MAX_PENDING_HANDSHAKES &&
+      this.#handshakeBuckets.take(source, performance.now())
+    ) return true;
+    this.#o.metrics.inc("den_peer_connections_refused_total");
+    return false;
+  }
+
+  /** An inbound link: a handshake, or (TCP only) a direct connection joining a relayed session. */
+  async #respondLink(link: FrameLink, source: string): Promise<void> {
+    if (link.kind === "relay" && !this.#admit(source)) return link.close();
     this.#pending++;
-    const framed = new FramedConn(conn);
     try {
-      conn.setNoDelay(true);
-      const est = await runResponder(framed, this.#handshakeConfig(), this.#t.handshakeTimeoutMs);
+      const deadline = Date.now() + this.#t.handshakeTimeoutMs;
+      const first = await readBefore(link, MAX_HANDSHAKE_MESSAGE, deadline);
+      const id = link instanceof FramedConn ? readAttachHello(first) : null;
+      if (id && link instanceof FramedConn) {
+        await this.#answerAttach(link, first, id);
+        return;
+      }
+      const cfg = this.#handshakeConfig();
+      const est = await runResponder(link, cfg, this.#t.handshakeTimeoutMs, first);
       this.#o.metrics.inc("den_handshakes_total", { result: "ok", reason: "ok" });
-      this.#established(framed, est, false, null);
+      this.#established(link, est, false, null);
     } catch (err) {
-      framed.close();
+      link.close();
       const { code, message } = describeError(err);
       this.#o.metrics.inc("den_handshakes_total", { result: "failed", reason: code });
-      this.#log.debug("inbound handshake failed", {
-        from: addrString(framed.remoteAddr),
-        reason: message,
-      });
+      this.#log.debug("inbound handshake failed", { from: link.remote, reason: message });
     } finally {
       this.#pending--;
     }
@@ -466,8 +668,8 @@ export class PeerManager {
   // --- sessions -----------------------------------------------------------------------------
 
   /** A handshake finished: check trust, apply the tie-break, and run the session. */
-  #established(framed: FramedConn, est: Established, initiator: boolean, dialled: Entry | null) {
-    const sc = new SessionConn(framed, est, initiator, this.#now);
+  #established(link: FrameLink, est: Established, initiator: boolean, dialled: Entry | null) {
+    const sc = new SessionConn(link, est, initiator, this.#now);
     const peer = est.peer;
     const self = this.#o.fingerprint;
     if (this.#stopped) return sc.close();
@@ -527,13 +729,16 @@ export class PeerManager {
       lastSent: now,
       superseded: false,
       limiter: new TokenBucket(RECORD_BURST, RECORDS_PER_S, now),
+      attachId: toHex(attachId(est.attachKey)),
+      attaching: false,
     };
     this.#setLive(e, live);
     e.state = "connected";
     e.reason = null;
     e.refusedByPeer = false;
     e.attempt = 0;
-    e.remote = addrString(framed.remoteAddr);
+    e.remote = link.remote;
+    e.directAttempt = 0;
     e.lastSeen = this.#now();
     if (e.timer !== null) clearTimeout(e.timer);
     e.timer = null;
@@ -542,8 +747,10 @@ export class PeerManager {
       fingerprint: peer.fingerprint,
       direction: initiator ? "outbound" : "inbound",
       address: e.remote,
+      transport: link.kind,
       basis: decision.basis,
     });
+    if (link.kind === "relay") this.#scheduleDirect(e);
     sc.send(MsgType.ping, encodePing(performance.now()));
     sc.run({
       onMessage: (type, payload) => this.#onMessage(e, live, type, payload),
@@ -586,8 +793,11 @@ export class PeerManager {
   }
 
   #setLive(e: Entry, live: Live | null): void {
-    const fp = live?.sc.established.peer.fingerprint ?? e.live?.sc.established.peer.fingerprint;
+    const old = e.live;
+    if (old) this.#byAttachId.delete(old.attachId);
+    const fp = live?.sc.established.peer.fingerprint ?? old?.sc.established.peer.fingerprint;
     e.live = live;
+    if (live) this.#byAttachId.set(live.attachId, live);
     if (!fp) return;
     if (live) this.#live.set(fp, live);
     else this.#live.delete(fp);
@@ -598,8 +808,8 @@ export class PeerManager {
     if (!live) return;
     live.superseded = true;
     this.#setLive(e, null);
-    e.bytesIn += live.sc.conn.bytesRead;
-    e.bytesOut += live.sc.conn.bytesWritten;
+    e.bytesIn += live.sc.bytesRead;
+    e.bytesOut += live.sc.bytesWritten;
     live.sc.closeWith(MsgType.goodbye, encodeClose(why));
   }
 
@@ -619,6 +829,15 @@ export class PeerManager {
       case MsgType.pong: {
         const sent = decodePing(payload);
         if (sent !== null && sent <= now && now - sent < 60_000) e.rttMs = now - sent;
+        return;
+      }
+      case MsgType.echoRequest:
+        if (decodeEcho(payload)) live.sc.send(MsgType.echoReply, payload);
+        return;
+      case MsgType.echoReply: {
+        const echo = decodeEcho(payload);
+        const waiting = echo && this.#echoes.get(echo.id);
+        if (echo && waiting) waiting.done(equalBytes(echo.data, waiting.data));
         return;
       }
       case MsgType.goodbye: {
@@ -661,8 +880,8 @@ export class PeerManager {
   #onEnd(e: Entry, live: Live, error: unknown): void {
     if (live.superseded || e.live !== live) return;
     this.#setLive(e, null);
-    e.bytesIn += live.sc.conn.bytesRead;
-    e.bytesOut += live.sc.conn.bytesWritten;
+    e.bytesIn += live.sc.bytesRead;
+    e.bytesOut += live.sc.bytesWritten;
     if (error !== null) {
       const { code, message } = describeError(error);
       const reason = error instanceof DenError ? code : "transport";

@@ -1,4 +1,6 @@
 /** What `den peers --json` shows for one peer (field names fixed by DESIGN.md §2). */
+import type { LinkKind } from "../transport/link.ts";
+
 export type PeerState = "connecting" | "connected" | "down" | "refused";
 
 export interface PeerView {
@@ -7,7 +9,9 @@ export interface PeerView {
   address: string | null;
   state: PeerState;
   reason: string | null;
-  transport: "tcp" | null;
+  transport: LinkKind | null;
+  /** Where the session runs now: "HOST:PORT", or the relay's URL. */
+  path: string | null;
   rtt_ms: number | null;
   last_seen: string | null;
   bytes_in: number;

@@ -96,9 +96,13 @@ export interface Established {
   sessionId: Uint8Array;
   sender: RecordSender;
   receiver: RecordReceiver;
+  /** Which end this is: the attach protocol and the tie-breaks need it. */
+  role: Role;
+  /** Secret to this session; moves it to another connection (attach.ts). */
+  attachKey: Uint8Array;
 }
 
-type Role = "initiator" | "responder";
+export type Role = "initiator" | "responder";
 type State = "new" | "busy" | "waiting" | "done" | "failed";
 
 interface Settings {
@@ -410,6 +414,8 @@ function establish(
       sessionId,
       sender: new RecordSender(send, { now: clock(s), rekey: s.rekey }),
       receiver: new RecordReceiver(receive),
+      role,
+      attachKey: keys.attach,
     };
   } finally {
     wipe(keys.initiatorToResponder, keys.responderToInitiator);

@@ -16,6 +16,7 @@ export const LABELS = Object.freeze(
     trafficInitiator: "den/v1 traffic i->r",
     trafficResponder: "den/v1 traffic r->i",
     rekey: "den/v1 rekey",
+    attach: "den/v1 path attach",
     signatureResponder: "den/v1 responder signature",
     signatureInitiator: "den/v1 initiator signature",
   } as const,
@@ -61,6 +62,8 @@ export function handshakeKeys(shared: Uint8Array, th2: Uint8Array): HandshakeKey
 export interface TrafficKeys {
   initiatorToResponder: Uint8Array;
   responderToInitiator: Uint8Array;
+  /** Proves, on a new connection, that it belongs to this session (attach.ts). */
+  attach: Uint8Array;
 }
 
 /** `sessionId` = the final transcript hash. */
@@ -78,6 +81,7 @@ export function trafficKeys(shared: Uint8Array, sessionId: Uint8Array): TrafficK
       utf8(LABELS.trafficResponder),
       KEY_BYTES,
     ),
+    attach: hkdfSha256(shared, sessionId, utf8(LABELS.attach), KEY_BYTES),
   };
 }
 

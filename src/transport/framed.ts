@@ -3,15 +3,14 @@
  * length, then the frame. The length is checked against the caller's limit before any buffer for
  * the frame is allocated, so a peer cannot make us reserve memory by announcing a large frame.
  */
-export class FrameTooLarge extends Error {
-  constructor(readonly size: number, readonly limit: number) {
-    super(`frame of ${size} bytes exceeds the limit of ${limit}`);
-  }
-}
+import { type FrameLink, FrameTooLarge } from "./link.ts";
+
+export { FrameTooLarge } from "./link.ts";
 
 const READ_CHUNK = 256 * 1024;
 
-export class FramedConn {
+export class FramedConn implements FrameLink {
+  readonly kind = "tcp";
   readonly #conn: Deno.Conn;
   #buf = new Uint8Array(READ_CHUNK);
   #start = 0;
@@ -25,6 +24,10 @@ export class FramedConn {
 
   get remoteAddr(): Deno.NetAddr {
     return this.#conn.remoteAddr as Deno.NetAddr;
+  }
+
+  get remote(): string {
+    return netAddrString(this.remoteAddr);
   }
 
   /** The next frame, or null when the stream ended cleanly between frames. */
@@ -76,4 +79,9 @@ export class FramedConn {
       this.#conn.close();
     } catch { /* already closed */ }
   }
+}
+
+/** HOST:PORT, with brackets around an IPv6 host. */
+export function netAddrString(a: Deno.NetAddr): string {
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }

@@ -11,7 +11,30 @@ export const MsgType = {
   goodbye: 3,
   /** The sender does not trust the identity we presented; code and message say why. */
   refuse: 4,
+  /**
+   * The last record the sender sends on this connection: the next ones come on the connection
+   * the session was just attached to (docs/PROTOCOL.md, "Path attach"). Empty payload.
+   */
+  pathSwitch: 5,
+  /** `den ping`: u32 id ‖ data, answered by an echo reply with the same bytes. */
+  echoRequest: 6,
+  echoReply: 7,
 } as const;
+
+/** The most data one `den ping` may carry. */
+export const MAX_ECHO_DATA = 60_000;
+
+export function encodeEcho(id: number, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + data.length);
+  new DataView(out.buffer).setUint32(0, id);
+  out.set(data, 4);
+  return out;
+}
+
+export function decodeEcho(b: Uint8Array): { id: number; data: Uint8Array } | null {
+  if (b.length < 4 || b.length > 4 + MAX_ECHO_DATA) return null;
+  return { id: new DataView(b.buffer, b.byteOffset, 4).getUint32(0), data: b.subarray(4) };
+}
 
 export const SERVICE_TYPES_START = 16;
 

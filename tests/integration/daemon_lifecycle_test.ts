@@ -1,6 +1,6 @@
 /** A real daemon process per test: start, status, socket, signals, lock, stale socket, goodbye. */
 import assert from "node:assert/strict";
-import { DaemonProcess, den, initNode } from "../../scripts/lib/den_process.ts";
+import { DaemonProcess, den, freePort, initNode } from "../../scripts/lib/den_process.ts";
 
 async function withNode(
   name: string,
@@ -124,7 +124,7 @@ Deno.test("daemon: reload refuses an invalid config and keeps the old one; a val
       assert.equal(st.metrics, metrics, "old config still in force");
       assert.match(d.log, /reload refused/);
 
-      const port = Number(metrics.split(":")[1]) + 1;
+      const port = freePort();
       await Deno.writeTextFile(
         cfgPath,
         good.replace(`metrics = "${metrics}"`, `metrics = "127.0.0.1:${port}"`),

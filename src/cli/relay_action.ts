@@ -1,0 +1,136 @@
+/** `den relay`: validates the flags, loads the TLS files, runs the server until a signal. */
+import { RelayServer, type RelayServerOptions } from "../../relay/server.ts";
+import { canonicalIp } from "../../relay/limits.ts";
+import { RELAY_PORT } from "../config/defaults.ts";
+import { parseHostPort, ValueError } from "../config/validators.ts";
+import { DenError, Exit } from "../errors.ts";
+import { type LogFormat, Logger, type LogLevel } from "../log/logger.ts";
+import type { CommandContext } from "./context.ts";
+
+const RELAY_METRICS = "127.0.0.1:9001";
+const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+const HINT = "see den relay --help";
+
+function usage(message: string, hint = HINT): DenError {
+  return new DenError("usage", message, { exit: Exit.usage, hint });
+}
+
+function hostPort(flag: string, text: string): { hostname: string; port: number } {
+  try {
+    const { host, port } = parseHostPort(text);
+    return { hostname: host, port };
+  } catch (err) {
+    if (!(err instanceof ValueError)) throw err;
+    throw usage(`--${flag}: "${text}" is not HOST:PORT: ${err.message}`);
+  }
+}
+
+function positiveInt(ctx: CommandContext, flag: string): number | undefined {
+  const text = ctx.string(flag);
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw usage(`--${flag}: "${text}" is not a positive whole number`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(ctx: CommandContext, flag: string, allowed: T[], fallback: T): T {
+  const v = ctx.string(flag) ?? fallback;
+  if (!(allowed as string[]).includes(v)) {
+    throw usage(`--${flag}: found "${v}", allowed: ${allowed.join(", ")}`);
+  }
+  return v as T;
+}
+
+/** Everything but the TLS files, which need reading: flags checked before anything starts. */
+function relayOptions(ctx: CommandContext): RelayServerOptions {
+  const metrics = ctx.string("metrics") ?? RELAY_METRICS;
+  const ping = positiveInt(ctx, "ping-interval");
+  const trustedProxies = ctx.list("trusted-proxy").map((ip) => {
+    const canonical = canonicalIp(ip);
+    if (canonical === null) throw usage(`--trusted-proxy: "${ip}" is not an IP address`);
+    return canonical;
+  });
+  return {
+    ...hostPort("listen", ctx.string("listen") ?? `0.0.0.0:${RELAY_PORT}`),
+    metrics: metrics === "off" ? null : hostPort("metrics", metrics),
+    maxConns: positiveInt(ctx, "max-conns"),
+    maxConnsPerIp: positiveInt(ctx, "max-conns-per-ip"),
+    roomRate: positiveInt(ctx, "room-rate"),
+    mailboxRate: positiveInt(ctx, "mailbox-rate"),
+    pingIntervalMs: ping === undefined ? undefined : ping * 1000,
+    trustedProxies,
+  };
+}
+
+async function readPem(flag: string, file: string, marker: RegExp): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    throw new DenError("tls_file", `cannot read --${flag} ${file}: ${(err as Error).message}`, {
+      hint: "check the path and that this user may read the file",
+    });
+  }
+  if (!marker.test(text)) {
+    throw new DenError("tls_file", `--${flag} ${file} is not a PEM file (${marker.source})`, {
+      hint: "--tls-cert takes the PEM certificate chain, --tls-key the PEM private key",
+    });
+  }
+  return text;
+}
+
+async function loadTls(ctx: CommandContext): Promise<RelayServerOptions["tls"]> {
+  const certFile = ctx.string("tls-cert");
+  const keyFile = ctx.string("tls-key");
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw usage(
+      `--${certFile === undefined ? "tls-key" : "tls-cert"} needs --${
+        certFile === undefined ? "tls-cert" : "tls-key"
+      } too`,
+      "give both --tls-cert FILE and --tls-key FILE for wss://, or neither for ws://",
+    );
+  }
+  return {
+    cert: await readPem("tls-cert", certFile, /-----BEGIN CERTIFICATE-----/),
+    key: await readPem("tls-key", keyFile, /-----BEGIN [A-Z ]*PRIVATE KEY-----/),
+  };
+}
+
+async function startServer(opts: RelayServerOptions): Promise<RelayServer> {
+  try {
+    return await RelayServer.start(opts);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw new DenError("listen", `cannot listen: an address is already in use (${msg})`, {
+        hint: "another relay may be running; choose other ports with --listen and --metrics",
+      });
+    }
+    throw new DenError("listen", `cannot start the relay: ${msg}`, {
+      hint: opts.tls ? "check that --tls-key is the private key of --tls-cert" : undefined,
+    });
+  }
+}
+
+export async function runRelay(ctx: CommandContext): Promise<number> {
+  const level = oneOf<LogLevel>(ctx, "log-level", ["debug", "info", "warn", "error"], "info");
+  const format = oneOf<LogFormat>(ctx, "log-format", ["text", "json"], "text");
+  const opts = relayOptions(ctx);
+  opts.tls = await loadTls(ctx);
+  await Deno.permissions.revoke({ name: "read" });
+  opts.log = new Logger("relay", { level, format });
+  const server = await startServer(opts);
+  const stop = Promise.withResolvers<Deno.Signal>();
+  const listeners = SIGNALS.map((sig) => [sig, () => stop.resolve(sig)] as const);
+  for (const [sig, fn] of listeners) Deno.addSignalListener(sig, fn);
+  try {
+    opts.log.info(`${await stop.promise} received, stopping`);
+    await server.close();
+  } finally {
+    for (const [sig, fn] of listeners) Deno.removeSignalListener(sig, fn);
+  }
+  return Exit.ok;
+}
