@@ -1,11 +1,13 @@
 /**
- * `deno task demo`: two den nodes on this machine, in a temporary directory — init, start the
- * daemons, show each one's status, stop them, clean up. Later capabilities extend it.
+ * `deno task demo`: den nodes on this machine, in a temporary directory — init, start the daemons,
+ * connect alice and bob directly, then carol (no address at all) to alice through a relay, show
+ * status, peers and pings, stop everything, clean up. Later capabilities extend it.
  */
-import { DaemonProcess, den, initNode, waitFor } from "./lib/den_process.ts";
+import { DaemonProcess, den, denCommand, freePort, initNode, waitFor } from "./lib/den_process.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "den-demo-" });
 const daemons: DaemonProcess[] = [];
+let relay: Deno.ChildProcess | null = null;
 
 function step(text: string): void {
   console.log(`\n== ${text}`);
@@ -64,12 +66,53 @@ try {
   step("both ends of the session show the same short authentication string");
   await show(["peers", "verify", b, "--home", `${dir}/${a}`]);
   await show(["peers", "verify", a, "--home", `${dir}/${b}`]);
-  for (const name of nodes) {
+
+  step("start a relay (on a VPS in real life) for a node nobody can dial");
+  const relayPort = freePort();
+  const url = `ws://127.0.0.1:${relayPort}`;
+  console.log(`$ den relay --listen 127.0.0.1:${relayPort} --metrics off`);
+  relay = denCommand(["relay", "--listen", `127.0.0.1:${relayPort}`, "--metrics", "off"]).spawn();
+  relay.stdout.cancel();
+  relay.stderr.cancel();
+  await waitFor(
+    "the relay",
+    () =>
+      fetch(`http://127.0.0.1:${relayPort}/healthz`).then(async (r) => {
+        await r.body?.cancel();
+        return r.ok;
+      }, () => false),
+  );
+  step("carol knows only alice's fingerprint and the relay; alice adds the relay to her config");
+  const carolHome = `${dir}/carol`;
+  const carol = await initNode(carolHome, "carol", ["--relay", url]);
+  console.log(`$ den init --name carol --no-passphrase --relay ${url} --home ${carolHome} …`);
+  const carolFp = /fingerprint: (\S+)/.exec(carol.output)![1];
+  const aliceConfig = `${dir}/${a}/config.toml`;
+  const config = await Deno.readTextFile(aliceConfig);
+  await Deno.writeTextFile(aliceConfig, `${config}\n[relay]\nurls = ["${url}"]\n`);
+  await show(["reload", "--home", `${dir}/${a}`]);
+  await show(["add-peer", a, "--fingerprint", fingerprint[a], "--home", carolHome]);
+  await show(["add-peer", "carol", "--fingerprint", carolFp, "--home", `${dir}/${a}`]);
+  daemons.push(await DaemonProcess.start(carolHome));
+  await waitFor("carol's session through the relay", async () => {
+    const r = await den(["peers", "--json", "--home", carolHome]);
+    return r.code === 0 &&
+      JSON.parse(r.stdout).some((p: { state: string }) => p.state === "connected");
+  });
+  await show(["peers", "--home", carolHome]);
+  await show(["ping", a, "--count", "2", "--home", carolHome]);
+  await show(["ping", b, "--count", "2", "--home", `${dir}/${a}`]);
+
+  for (const name of [...nodes, "carol"]) {
     step(`stop ${name}`);
     await show(["goodbye", "--home", `${dir}/${name}`]);
   }
-  step("done: two nodes created, connected over a post-quantum session, and stopped cleanly");
+  step(
+    "done: three nodes, post-quantum sessions direct and through a blind relay, stopped cleanly",
+  );
 } finally {
   for (const d of daemons) await d.stop();
+  relay?.kill("SIGTERM");
+  await relay?.status;
   await Deno.remove(dir, { recursive: true });
 }

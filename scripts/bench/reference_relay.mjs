@@ -1,5 +1,5 @@
 /**
- * `node reference_relay.mjs PORT` (NODE_PATH naming a folder with the `ws` package): the reference
+ * `node reference_relay.mjs PORT` (NODE_PATH naming a node_modules with `ws`): the reference
  * that scripts/bench/relay.ts measures `den relay` against. A minimal relay on `ws` that speaks the
  * same wire as den (docs/RELAY.md) with as little work as possible:
  *   /v1/mailbox: CHALLENGE, then AUTH *without* checking the signature; the mailbox id is computed
@@ -7,7 +7,8 @@
  *     code checks READY against both relays; SEND becomes DELIVER by rewriting the 33-byte header
  *     in place; a consumer with more than 4 MiB unsent is dropped, as den does.
  *   any other path: chat rooms, JOIN and SIGNAL only (enough for the idle-connections test).
- * Prints "listening PORT" on stdout once it accepts connections.
+ * ws uses the bufferutil package for (un)masking when it is installed beside it, unless
+ * WS_NO_BUFFER_UTIL is set. Prints "listening PORT bufferutil=yes|no" once it accepts connections.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
@@ -150,4 +151,18 @@ wss.on("connection", (ws, req) => {
   if (new URL(req.url, "http://x").pathname === "/v1/mailbox") onMailbox(ws);
   else onRoom(ws);
 });
-wss.on("listening", () => console.log(`listening ${port}`));
+
+function hasBufferUtil() {
+  if (process.env.WS_NO_BUFFER_UTIL) return false;
+  try {
+    require.resolve("bufferutil", { paths: [require.resolve("ws")] });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+wss.on(
+  "listening",
+  () => console.log(`listening ${port} bufferutil=${hasBufferUtil() ? "yes" : "no"}`),
+);

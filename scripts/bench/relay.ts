@@ -3,19 +3,25 @@
  * reference relay on the `ws` npm package under Node (reference_relay.mjs), measured in one run.
  *
  *   forwarding: a sender and a receiver (each a Worker, relay_client.ts) authenticate on
- *     /v1/mailbox; the sender streams SEND frames to the receiver's mailbox and the receiver counts
- *     DELIVERs over a fixed window after a warm-up. 1 KiB payloads, and 64 KiB WebSocket messages
- *     (payload 65,503 + 33-byte header). Runs alternate den / reference, RUNS times each.
- *     Flow control: the sender pauses while its WebSocket's bufferedAmount is over 1 MiB and while
- *     more than 2 MiB of messages are sent but not yet delivered (a shared counter), so no relay
- *     queue grows without bound and den's slow-consumer limit (4 MiB) is never what is measured.
+ *     /v1/mailbox (CHALLENGE, AUTH signed with a real identity, READY); the sender streams SEND
+ *     frames to the receiver's mailbox and the receiver counts DELIVERs over a fixed window after
+ *     a warm-up. 1 KiB payloads, and 64 KiB WebSocket messages (payload 65,503 + 33-byte header).
+ *     Two kinds of client, RUNS runs each, den and reference alternating:
+ *       websocket: Deno's WebSocket; the sender pauses while its bufferedAmount is over 1 MiB;
+ *       raw: hand-made RFC 6455 frames over TCP, batched, so the clients cost little and the
+ *         relay gets a core of its own even on a 2-core machine.
+ *     Both senders also stop at 2 MiB sent but not yet delivered (a shared counter), so no relay
+ *     queue grows without bound and den's slow-consumer limit (4 MiB) never ends a run.
+ *     Besides msgs/s, the relay's CPU time per message: it holds when the clients, not the relay,
+ *     are the limit (see the relay CPU column) and when other work shares the machine.
  *   idle: IDLE connections on the rooms path, each JOINed to its own room (confirmed by the 404 that
  *     a SIGNAL gets while alone), then the relay's resident memory (VmRSS).
  *
  * Env: BENCH_RUNS (3), BENCH_WARMUP_MS (500), BENCH_WINDOW_MS (3000), BENCH_IDLE (5000),
- * BENCH_RELAY_PROF=DIR (den relay under --cpu-prof, profile written to DIR on exit).
- * Needs node and npm: installs ws@WS_VERSION (not saved) in $XDG_CACHE_HOME/den-bench or
- * /tmp/den-bench-cache.
+ * BENCH_WS_BUFFERUTIL=0 (reference without ws's native masking), BENCH_RELAY_PROF=DIR (the
+ * forwarding den relay under --cpu-prof, all runs in one profile written to DIR at the end).
+ * Needs node and npm: installs ws and bufferutil, pinned and not saved, in
+ * $XDG_CACHE_HOME/den-bench or /tmp/den-bench-cache.
  */
 import { denCommand, freePort, waitFor } from "../lib/den_process.ts";
 import { MAX_MAILBOX_PAYLOAD } from "../../src/wire/relay_mailbox.ts";
@@ -32,6 +38,9 @@ import {
 } from "./relay_client.ts";
 
 const WS_VERSION = "8.18.3";
+/** ws's optional native (un)masking; BENCH_WS_BUFFERUTIL=0 measures ws without it. */
+const BUFFERUTIL_VERSION = "4.1.0";
+const BUFFERUTIL = Deno.env.get("BENCH_WS_BUFFERUTIL") !== "0";
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 3);
 const WARMUP_MS = Number(Deno.env.get("BENCH_WARMUP_MS") ?? 500);
 const WINDOW_MS = Number(Deno.env.get("BENCH_WINDOW_MS") ?? 3000);
@@ -60,7 +69,13 @@ class Relay {
   readonly exited: Promise<Deno.CommandStatus>;
   #done = false;
 
-  constructor(readonly name: string, readonly port: number, readonly child: Deno.ChildProcess) {
+  /** `readyLine`: the relay is ready once its output matches (else: once it accepts TCP). */
+  constructor(
+    readonly name: string,
+    readonly port: number,
+    readonly child: Deno.ChildProcess,
+    readonly readyLine?: RegExp,
+  ) {
     this.pid = child.pid;
     this.exited = child.status.finally(() => this.#done = true);
     const drain = async (s: ReadableStream<Uint8Array>) => {
@@ -70,6 +85,11 @@ class Relay {
     };
     this.#drained = Promise.all([drain(child.stdout), drain(child.stderr)]).then(() => {});
     children.add(this);
+  }
+
+  /** The process has ended (a relay that crashed mid-run). */
+  get exitedEarly(): boolean {
+    return this.#done;
   }
 
   get url(): string {
@@ -83,6 +103,7 @@ class Relay {
   async ready(): Promise<void> {
     await waitFor(`${this.name} on port ${this.port}`, async () => {
       if (this.#done) throw new Error(`${this.name} exited early:\n${this.#log}`);
+      if (this.readyLine) return this.readyLine.test(this.#log);
       try {
         (await Deno.connect({ hostname: "127.0.0.1", port: this.port })).close();
         return true;
@@ -163,18 +184,20 @@ async function run(cmd: string, args: string[]): Promise<string> {
   return dec.decode(out.stdout).trim();
 }
 
-/** ws@WS_VERSION in the cache folder (installed once, not saved anywhere in the repository). */
+/** ws and bufferutil, pinned, in the cache folder (installed once, not saved in the repository). */
 async function ensureWs(): Promise<string> {
   const dir = cacheDir();
-  const pkg = `${dir}/node_modules/ws/package.json`;
-  const version = () => {
-    try {
-      return JSON.parse(Deno.readTextFileSync(pkg)).version;
-    } catch {
-      return undefined;
-    }
-  };
-  if (version() !== WS_VERSION) {
+  const want = { ws: WS_VERSION, bufferutil: BUFFERUTIL_VERSION };
+  const installed = () =>
+    Object.entries(want).every(([name, version]) => {
+      try {
+        const pkg = `${dir}/node_modules/${name}/package.json`;
+        return JSON.parse(Deno.readTextFileSync(pkg)).version === version;
+      } catch {
+        return false;
+      }
+    });
+  if (!installed()) {
     Deno.mkdirSync(dir, { recursive: true });
     await run("npm", [
       "install",
@@ -183,10 +206,10 @@ async function ensureWs(): Promise<string> {
       "--no-fund",
       "--prefix",
       dir,
-      `ws@${WS_VERSION}`,
+      ...Object.entries(want).map(([name, version]) => `${name}@${version}`),
     ]);
+    if (!installed()) throw new Error(`could not install ws and bufferutil in ${dir}`);
   }
-  if (version() !== WS_VERSION) throw new Error(`could not install ws@${WS_VERSION} in ${dir}`);
   return `${dir}/node_modules`;
 }
 
@@ -195,12 +218,12 @@ function startReference(nodePath: string): Relay {
   const script = new URL("./reference_relay.mjs", import.meta.url).pathname;
   const child = new Deno.Command("node", {
     args: [script, String(port)],
-    env: { NODE_PATH: nodePath },
+    env: BUFFERUTIL ? { NODE_PATH: nodePath } : { NODE_PATH: nodePath, WS_NO_BUFFER_UTIL: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  return new Relay(`reference (ws ${WS_VERSION})`, port, child);
+  return new Relay(`reference (ws)`, port, child, /^listening /m);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,8 +350,9 @@ async function forward(
       sender: stats,
     };
   } catch (err) {
-    const why = [...receiver.errors, ...sender.errors].join("; ") ||
-      (err instanceof Error ? err.message : String(err));
+    const why = (relay.exitedEarly ? "the relay process has exited; " : "") +
+      ([...receiver.errors, ...sender.errors].join("; ") ||
+        (err instanceof Error ? err.message : String(err)));
     throw new Error(
       `${relay.name}, ${kind} client, payload ${payload}: ${why} ` +
         `(sent ${Atomics.load(counters, SENT)}, received ${Atomics.load(counters, RECEIVED)})` +
@@ -388,8 +412,14 @@ async function idle(relay: Relay, n: number): Promise<IdleResult> {
         resolve(ws);
       };
     });
+  let broken = false;
   const lane = async () => {
-    while (next < n) sockets.push(await one(next++));
+    try {
+      while (next < n && !broken) sockets.push(await one(next++));
+    } catch (err) {
+      broken = true;
+      throw err;
+    }
   };
   try {
     await Promise.all(Array.from({ length: 64 }, lane));
@@ -412,6 +442,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 const col = (s: string, n: number) => s.padStart(n);
+const fixed2 = (x: number) => Number.isFinite(x) ? x.toFixed(2) : "n/a";
 
 const KINDS: { kind: ClientKind; about: string }[] = [
   {
@@ -467,9 +498,9 @@ function table(kind: ClientKind, relays: Relay[], results: Map<string, Outcome[]
   }
   console.log(
     `ratio den/reference, median msgs/s: ` +
-      [...ratios].map(([label, r]) => `${label} ${r.rate.toFixed(2)}`).join(", ") +
+      [...ratios].map(([label, r]) => `${label} ${fixed2(r.rate)}`).join(", ") +
       `; relay CPU per message, reference/den: ` +
-      [...ratios].map(([label, r]) => `${label} ${r.cost.toFixed(2)}`).join(", "),
+      [...ratios].map(([label, r]) => `${label} ${fixed2(r.cost)}`).join(", "),
   );
   return ratios;
 }
@@ -523,8 +554,11 @@ async function main(): Promise<void> {
   await Promise.all([den.ready(), ref.ready()]);
   const relays = [den, ref];
 
+  const bufferutil = /bufferutil=(\w+)/.exec(ref.log)?.[1] === "yes";
   console.log(
-    `deno ${Deno.version.deno}, node ${nodeVersion}, ws ${WS_VERSION}, ${Deno.build.target}, ` +
+    `deno ${Deno.version.deno}, node ${nodeVersion}, reference: ws ${WS_VERSION} ` +
+      (bufferutil ? `with bufferutil ${BUFFERUTIL_VERSION}` : "without bufferutil") +
+      `, ${Deno.build.target}, ` +
       `${navigator.hardwareConcurrency} cores, load average ` +
       Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
   );
@@ -549,6 +583,7 @@ async function main(): Promise<void> {
             const error = err instanceof Error ? err.message : String(err);
             console.error(`run FAILED: ${error}`);
             outcome = { error };
+            Deno.exitCode = 1;
             // Fresh workers: the old ones may still hold the failed run's state.
             sender.terminate();
             receiver.terminate();
@@ -572,8 +607,8 @@ async function main(): Promise<void> {
   }
   console.log(
     `(MB/s: payload; relay CPU: share of one core in the window; µs/msg: relay CPU time per ` +
-      `message; clients: this process, both workers; sender paused: share of the run spent ` +
-      `waiting on bufferedAmount / the undelivered window)`,
+      `message;\n clients: this process, both workers; sender paused: share of the run spent ` +
+      `waiting on bufferedAmount (buf) / the undelivered window (win))`,
   );
 
   console.log();
@@ -592,6 +627,7 @@ async function main(): Promise<void> {
   for (const [relay, r] of idleResults) {
     if ("error" in r) {
       console.log(`idle: ${relay.name} FAILED: ${r.error}`);
+      Deno.exitCode = 1;
       continue;
     }
     console.log(
@@ -614,9 +650,10 @@ async function main(): Promise<void> {
     const values = SIZES.map((s) => r.get(s.label)!.rate);
     console.log(
       `  ${kind} clients: den/reference >= 1.0: ` +
-        SIZES.map((s, i) => `${s.label} ${values[i].toFixed(2)}`).join(", ") +
+        SIZES.map((s, i) => `${s.label} ${fixed2(values[i])}`).join(", ") +
         `  ${mark(values.every((v) => v >= 1))};  >= ${int(TARGET_RATE_1K)} msgs/s at 1 KiB: ` +
-        `${int(rate1k(kind))}  ${mark(rate1k(kind) >= TARGET_RATE_1K)}`,
+        `${Number.isFinite(rate1k(kind)) ? int(rate1k(kind)) : "n/a"}  ` +
+        mark(rate1k(kind) >= TARGET_RATE_1K),
     );
   }
   const d = idleResults[0][1];

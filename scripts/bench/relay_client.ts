@@ -119,11 +119,13 @@ function checkFirst(frame: Uint8Array, src: Uint8Array, size: number): void {
 
 // One turn of the event loop, so the WebSocket's pending writes complete. setTimeout(0) would
 // do it too, but costs 1-4 ms a call here; a MessagePort message comes back in tens of µs.
-const turn = new MessageChannel();
+let turn: MessageChannel | undefined;
 function nextTurn(): Promise<unknown> {
+  turn ??= new MessageChannel();
+  const t = turn;
   return new Promise((resolve) => {
-    turn.port1.onmessage = resolve;
-    turn.port2.postMessage(null);
+    t.port1.onmessage = resolve;
+    t.port2.postMessage(null);
   });
 }
 

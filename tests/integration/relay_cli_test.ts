@@ -98,15 +98,17 @@ Deno.test("den relay: unreadable TLS files and a busy port are errors (exit 1) n
   const dir = await Deno.makeTempDir({ prefix: "den-relay-cli-" });
   try {
     await Deno.writeTextFile(`${dir}/cert.pem`, "not a certificate\n");
-    const missing = await den([
-      "relay",
-      "--metrics",
-      "off",
-      "--tls-cert",
-      `${dir}/cert.pem`,
-      "--tls-key",
-      `${dir}/nope.pem`,
-    ]);
+    const tlsRelay = () =>
+      den([
+        "relay",
+        "--metrics",
+        "off",
+        "--tls-cert",
+        `${dir}/cert.pem`,
+        "--tls-key",
+        `${dir}/nope.pem`,
+      ]);
+    const missing = await tlsRelay();
     assert.equal(missing.code, 1, missing.stderr);
     assert.match(missing.stderr, /--tls-cert .*cert\.pem is not a PEM file/);
 
@@ -114,15 +116,7 @@ Deno.test("den relay: unreadable TLS files and a busy port are errors (exit 1) n
       `${dir}/cert.pem`,
       "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
     );
-    const noKey = await den([
-      "relay",
-      "--metrics",
-      "off",
-      "--tls-cert",
-      `${dir}/cert.pem`,
-      "--tls-key",
-      `${dir}/nope.pem`,
-    ]);
+    const noKey = await tlsRelay();
     assert.equal(noKey.code, 1, noKey.stderr);
     assert.match(noKey.stderr, new RegExp(`cannot read --tls-key ${dir}/nope\\.pem`));
   } finally {

@@ -22,6 +22,18 @@ async function pair(listener: Deno.TcpListener): Promise<[FramedConn, FramedConn
   return [new FramedConn(c), new FramedConn(s)];
 }
 
+/** A listener, and a session between alice (dialler) and bob over one connection from it. */
+async function session() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [alice, bob] = await Promise.all([generateIdentity("alice"), generateIdentity("bob")]);
+  const [c1, s1] = await pair(listener);
+  const [estA, estB] = await Promise.all([
+    runInitiator(c1, { identity: alice, teams: [], now: Date.now }, 5000),
+    runResponder(s1, { identity: bob, teams: [], now: Date.now }, 5000),
+  ]);
+  return { listener, c1, s1, estA, estB };
+}
+
 function collector() {
   const got: number[] = [];
   let ended: unknown = undefined;
@@ -43,13 +55,7 @@ function seq(n: number): Uint8Array {
 }
 
 Deno.test("session path: records flow both ways while the session moves to a new connection", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const [alice, bob] = await Promise.all([generateIdentity("alice"), generateIdentity("bob")]);
-  const [c1, s1] = await pair(listener);
-  const [estA, estB] = await Promise.all([
-    runInitiator(c1, { identity: alice, teams: [], now: Date.now }, 5000),
-    runResponder(s1, { identity: bob, teams: [], now: Date.now }, 5000),
-  ]);
+  const { listener, c1, s1, estA, estB } = await session();
   const a = new SessionConn(c1, estA, true, Date.now);
   const b = new SessionConn(s1, estB, false, Date.now);
   const atA = collector(), atB = collector();
@@ -101,13 +107,7 @@ Deno.test("session path: records flow both ways while the session moves to a new
 });
 
 Deno.test("session path: an attach with the wrong session's key is refused; the session stays put", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const [alice, bob] = await Promise.all([generateIdentity("alice"), generateIdentity("bob")]);
-  const [c1, s1] = await pair(listener);
-  const [estA, estB] = await Promise.all([
-    runInitiator(c1, { identity: alice, teams: [], now: Date.now }, 5000),
-    runResponder(s1, { identity: bob, teams: [], now: Date.now }, 5000),
-  ]);
+  const { listener, c1, s1, estA, estB } = await session();
   const [c2, s2] = await pair(listener);
   const impostor = { role: "responder" as const, attachKey: new Uint8Array(32).fill(9) };
   const answering = (async () => {
