@@ -287,7 +287,7 @@ export class RelayServer {
     this.#open[kind]++;
     this.metrics.accepted(kind);
     this.#log.debug("connection opened", { kind, address });
-    const deadline = setTimeout(() => {
+    let deadline: ReturnType<typeof setTimeout> | null = setTimeout(() => {
       this.#guard(c, () => {
         if (!service.started(c)) {
           const first = kind === "room" ? "JOIN" : "AUTH";
@@ -302,6 +302,10 @@ export class RelayServer {
             return service.fail(c, 429, "too many messages", "rate_limit");
           }
           service.message(c, msg);
+          if (deadline !== null && service.started(c)) {
+            if (deadline !== null) clearTimeout(deadline); // an idle room member holds no timer but the ping
+            deadline = null;
+          }
         }),
       protocolError: (wsCode, message) =>
         this.#guard(c, () => {
@@ -314,7 +318,7 @@ export class RelayServer {
           service.fail(c, tooLarge ? 413 : 400, message, reason, wsCode);
         }),
       closed: (cause) => {
-        clearTimeout(deadline);
+        if (deadline !== null) clearTimeout(deadline);
         this.#clients.delete(c.id);
         this.#open[kind]--;
         if (cause === "slow_consumer" || cause === "idle") this.metrics.dropped(cause);
