@@ -4,6 +4,7 @@
  * several servers can run in one process.
  */
 import { Logger } from "../src/log/logger.ts";
+import { netAddrString } from "../src/util/net_addr.ts";
 import { type MetricsServer, startMetricsServer } from "../src/metrics/server.ts";
 import { TokenBucket } from "../src/util/token_bucket.ts";
 import { MAX_WS_MESSAGE } from "../src/wire/relay_mailbox.ts";
@@ -61,10 +62,6 @@ const RELAY_DEFAULTS = {
 
 type Settings = Required<Omit<RelayServerOptions, "tls" | "metrics" | "log">>;
 
-function formatAddress(addr: Deno.NetAddr): string {
-  return `${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
-}
-
 export class RelayServer {
   /** HOST:PORT actually bound. */
   readonly address: string;
@@ -95,7 +92,7 @@ export class RelayServer {
     this.#listener = listener;
     this.#s = s;
     this.#log = log;
-    this.address = formatAddress(listener.addr as Deno.NetAddr);
+    this.address = netAddrString(listener.addr as Deno.NetAddr);
     this.url = `${tls ? "wss" : "ws"}://${this.address}`;
     this.#trusted = new Set(s.trustedProxies.map((p) => canonicalIp(p) ?? p));
     this.#pending = new ConnectionLimits(s.maxConns, s.maxConnsPerIp);

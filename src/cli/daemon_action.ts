@@ -7,26 +7,17 @@ import { readKeystore } from "../identity/keystore.ts";
 import { obtainPassphrase } from "../identity/passphrase.ts";
 import { checkPrivateDir } from "../identity/permissions.ts";
 import { readPublicFile } from "../identity/pubfile.ts";
-import { type LogFormat, Logger, type LogLevel } from "../log/logger.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, Logger, type LogLevel } from "../log/logger.ts";
 
 const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
 import type { CommandContext } from "./context.ts";
+import { oneOfFlag } from "./flag_values.ts";
 
 export async function runDaemon(ctx: CommandContext): Promise<number> {
   const paths = ctx.paths;
   const { config } = await loadConfig(paths.config);
-  const format = (ctx.string("log-format") ?? config.node.log_format) as LogFormat;
-  const level = (ctx.string("log-level") ?? config.node.log_level) as LogLevel;
-  if (!["text", "json"].includes(format)) {
-    throw new DenError("usage", `--log-format: found "${format}", allowed: text or json`, {
-      exit: Exit.usage,
-    });
-  }
-  if (!["debug", "info", "warn", "error"].includes(level)) {
-    throw new DenError("usage", `--log-level: found "${level}", allowed: debug|info|warn|error`, {
-      exit: Exit.usage,
-    });
-  }
+  const format = oneOfFlag<LogFormat>(ctx, "log-format", LOG_FORMATS, config.node.log_format);
+  const level = oneOfFlag<LogLevel>(ctx, "log-level", LOG_LEVELS, config.node.log_level);
   for (const dir of new Set([paths.configDir, paths.dataDir])) await checkPrivateDir(dir);
   const identity = await readKeystore(paths.identityKey, () =>
     obtainPassphrase({

@@ -7,6 +7,7 @@ import { MAX_ECHO_DATA } from "../wire/peer_control.ts";
 import { callDaemon } from "../ipc/client.ts";
 import type { PeerView } from "../peer/view.ts";
 import { formatDuration, printJson, writeOut } from "./output.ts";
+import { positiveIntFlag } from "./flag_values.ts";
 import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION } from "./spec.ts";
 
 function ago(iso: string | null): string {
@@ -107,8 +108,8 @@ export const pingCommand: CommandSpec = {
   },
   permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
-    const count = positiveInt(ctx.string("count") ?? "3", "--count", 1000);
-    const size = positiveInt(ctx.string("size") ?? "56", "--size", MAX_ECHO_DATA);
+    const count = positiveIntFlag(ctx, "count", 1000) ?? 3;
+    const size = positiveIntFlag(ctx, "size", MAX_ECHO_DATA) ?? 56;
     const pattern = ctx.string("pattern") || "den ping ";
     const data = pattern.repeat(Math.ceil(size / pattern.length)).slice(0, size);
     const results: PingResult[] = [];
@@ -137,16 +138,6 @@ export const pingCommand: CommandSpec = {
     return failed === count ? 1 : 0;
   },
 };
-
-function positiveInt(text: string, flag: string, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > max) {
-    throw new DenError("usage", `${flag}: found "${text}", allowed: a whole number 1..${max}`, {
-      exit: Exit.usage,
-    });
-  }
-  return n;
-}
 
 export const addPeerCommand: CommandSpec = {
   name: "add-peer",

@@ -4,15 +4,16 @@ import { canonicalIp } from "../../relay/limits.ts";
 import { RELAY_PORT } from "../config/defaults.ts";
 import { parseHostPort, ValueError } from "../config/validators.ts";
 import { DenError, Exit } from "../errors.ts";
-import { type LogFormat, Logger, type LogLevel } from "../log/logger.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, Logger, type LogLevel } from "../log/logger.ts";
 import type { CommandContext } from "./context.ts";
+import { oneOfFlag, positiveIntFlag, usageError } from "./flag_values.ts";
 
 const RELAY_METRICS = "127.0.0.1:9001";
 const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
 const HINT = "see den relay --help";
 
 function usage(message: string, hint = HINT): DenError {
-  return new DenError("usage", message, { exit: Exit.usage, hint });
+  return usageError(message, hint);
 }
 
 function hostPort(flag: string, text: string): { hostname: string; port: number } {
@@ -25,28 +26,10 @@ function hostPort(flag: string, text: string): { hostname: string; port: number 
   }
 }
 
-function positiveInt(ctx: CommandContext, flag: string): number | undefined {
-  const text = ctx.string(flag);
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
-    throw usage(`--${flag}: "${text}" is not a positive whole number`);
-  }
-  return n;
-}
-
-function oneOf<T extends string>(ctx: CommandContext, flag: string, allowed: T[], fallback: T): T {
-  const v = ctx.string(flag) ?? fallback;
-  if (!(allowed as string[]).includes(v)) {
-    throw usage(`--${flag}: found "${v}", allowed: ${allowed.join(", ")}`);
-  }
-  return v as T;
-}
-
 /** Everything but the TLS files, which need reading: flags checked before anything starts. */
 function relayOptions(ctx: CommandContext): RelayServerOptions {
   const metrics = ctx.string("metrics") ?? RELAY_METRICS;
-  const ping = positiveInt(ctx, "ping-interval");
+  const ping = positiveIntFlag(ctx, "ping-interval");
   const trustedProxies = ctx.list("trusted-proxy").map((ip) => {
     const canonical = canonicalIp(ip);
     if (canonical === null) throw usage(`--trusted-proxy: "${ip}" is not an IP address`);
@@ -55,10 +38,10 @@ function relayOptions(ctx: CommandContext): RelayServerOptions {
   return {
     ...hostPort("listen", ctx.string("listen") ?? `0.0.0.0:${RELAY_PORT}`),
     metrics: metrics === "off" ? null : hostPort("metrics", metrics),
-    maxConns: positiveInt(ctx, "max-conns"),
-    maxConnsPerIp: positiveInt(ctx, "max-conns-per-ip"),
-    roomRate: positiveInt(ctx, "room-rate"),
-    mailboxRate: positiveInt(ctx, "mailbox-rate"),
+    maxConns: positiveIntFlag(ctx, "max-conns"),
+    maxConnsPerIp: positiveIntFlag(ctx, "max-conns-per-ip"),
+    roomRate: positiveIntFlag(ctx, "room-rate"),
+    mailboxRate: positiveIntFlag(ctx, "mailbox-rate"),
     pingIntervalMs: ping === undefined ? undefined : ping * 1000,
     trustedProxies,
   };
@@ -116,8 +99,8 @@ async function startServer(opts: RelayServerOptions): Promise<RelayServer> {
 }
 
 export async function runRelay(ctx: CommandContext): Promise<number> {
-  const level = oneOf<LogLevel>(ctx, "log-level", ["debug", "info", "warn", "error"], "info");
-  const format = oneOf<LogFormat>(ctx, "log-format", ["text", "json"], "text");
+  const level = oneOfFlag<LogLevel>(ctx, "log-level", LOG_LEVELS, "info");
+  const format = oneOfFlag<LogFormat>(ctx, "log-format", LOG_FORMATS, "text");
   const opts = relayOptions(ctx);
   opts.tls = await loadTls(ctx);
   await Deno.permissions.revoke({ name: "read" });

@@ -1,5 +1,6 @@
 /** Serves a MetricsRegistry as Prometheus text on HOST:PORT (GET /metrics). */
 import type { MetricsRegistry } from "./registry.ts";
+import { netAddrString } from "../util/net_addr.ts";
 
 export interface MetricsServer {
   readonly address: string;
@@ -27,7 +28,7 @@ export function startMetricsServer(
   );
   const addr = server.addr as Deno.NetAddr;
   return {
-    address: `${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`,
+    address: netAddrString(addr),
     async close() {
       ac.abort();
       await server.finished;

@@ -18,7 +18,8 @@ import {
 import { decideTrust } from "../trust/decide.ts";
 import type { KnownPeers } from "../trust/known_peers.ts";
 import { sasWords } from "../trust/sas.ts";
-import { FramedConn, netAddrString } from "../transport/framed.ts";
+import { FramedConn } from "../transport/framed.ts";
+import { netAddrString } from "../util/net_addr.ts";
 import { type FrameLink, FrameTooLarge } from "../transport/link.ts";
 import { type RelayStatus, RelayTransport } from "../transport/relay/relay_transport.ts";
 import { attachId, readAttachHello } from "../session/attach.ts";

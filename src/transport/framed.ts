@@ -3,6 +3,7 @@
  * length, then the frame. The length is checked against the caller's limit before any buffer for
  * the frame is allocated, so a peer cannot make us reserve memory by announcing a large frame.
  */
+import { netAddrString } from "../util/net_addr.ts";
 import { type FrameLink, FrameTooLarge } from "./link.ts";
 
 export { FrameTooLarge } from "./link.ts";
@@ -79,9 +80,4 @@ export class FramedConn implements FrameLink {
       this.#conn.close();
     } catch { /* already closed */ }
   }
-}
-
-/** HOST:PORT, with brackets around an IPv6 host. */
-export function netAddrString(a: Deno.NetAddr): string {
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }

@@ -89,6 +89,9 @@ Deno.test({
       }, 30_000);
       const st = JSON.parse((await den(["status", "--json", "--home", hB])).stdout);
       assert.deepEqual(st.relays, [{ url, state: "ready", reason: null }]);
+      const bad = await den(["ping", "bob", "--size", "70000", "--home", hA]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--size: found "70000", allowed: a whole number from 1 to 60000/);
       const ping = await den(["ping", "bob", "--count", "1", "--home", hA]);
       assert.equal(ping.code, 0, ping.stderr);
       assert.match(
