@@ -7,7 +7,6 @@ import { fromBase32, toHex } from "../../crypto/encoding.ts";
 import { randomBytes } from "../../crypto/random.ts";
 import type { Identity } from "../../identity/keys.ts";
 import type { Logger } from "../../log/logger.ts";
-import { KeyedBuckets } from "../../util/token_bucket.ts";
 import {
   decodeLinkMessage,
   encodeLinkClose,
@@ -57,7 +56,6 @@ function sleep(ms: number): Promise<void> {
 export class RelayTransport {
   readonly #o: RelayTransportOptions;
   readonly #relays = new Map<string, Relay>();
-  readonly #inboundBuckets = new KeyedBuckets(20, 5);
 
   constructor(opts: RelayTransportOptions) {
     this.#o = opts;
@@ -148,9 +146,8 @@ export class RelayTransport {
     const known = r.links.get(key)?.link;
     if (msg.kind === "close") return known?.end();
     if (known) return known.deliver(msg.more, msg.chunk);
-    if (
-      r.links.size >= MAX_LINKS_PER_RELAY || !this.#inboundBuckets.take(peer, performance.now())
-    ) {
+    // Handshake rates per peer mailbox are the peer manager's (as per address on TCP).
+    if (r.links.size >= MAX_LINKS_PER_RELAY) {
       r.client.send(src, encodeLinkClose(msg.id)); // refused: the opener sees the link end
       return;
     }
