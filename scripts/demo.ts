@@ -29,9 +29,9 @@ try {
   for (const name of nodes) {
     step(`create node ${name}`);
     const home = `${dir}/${name}`;
-    const { output, listen: addr } = await initNode(home, name);
+    const { output, listen: addr, fingerprint: fp } = await initNode(home, name);
     listen[name] = addr;
-    fingerprint[name] = /fingerprint: (\S+)/.exec(output)![1];
+    fingerprint[name] = fp;
     console.log(`$ den init --name ${name} --no-passphrase --listen ${addr} --home ${home} …`);
     console.log(output.trimEnd().replace(/^/gm, "  "));
   }
@@ -86,13 +86,12 @@ try {
   const carolHome = `${dir}/carol`;
   const carol = await initNode(carolHome, "carol", ["--relay", url]);
   console.log(`$ den init --name carol --no-passphrase --relay ${url} --home ${carolHome} …`);
-  const carolFp = /fingerprint: (\S+)/.exec(carol.output)![1];
   const aliceConfig = `${dir}/${a}/config.toml`;
   const config = await Deno.readTextFile(aliceConfig);
   await Deno.writeTextFile(aliceConfig, `${config}\n[relay]\nurls = ["${url}"]\n`);
   await show(["reload", "--home", `${dir}/${a}`]);
   await show(["add-peer", a, "--fingerprint", fingerprint[a], "--home", carolHome]);
-  await show(["add-peer", "carol", "--fingerprint", carolFp, "--home", `${dir}/${a}`]);
+  await show(["add-peer", "carol", "--fingerprint", carol.fingerprint, "--home", `${dir}/${a}`]);
   daemons.push(await DaemonProcess.start(carolHome));
   await waitFor("carol's session through the relay", async () => {
     const r = await den(["peers", "--json", "--home", carolHome]);

@@ -141,10 +141,18 @@ export function freePort(): number {
   return port;
 }
 
-/** `den init` for a throwaway node on loopback ports, unencrypted keys. */
-export async function initNode(home: string, name: string, extra: string[] = []) {
-  const listen = `127.0.0.1:${freePort()}`;
-  const metrics = `127.0.0.1:${freePort()}`;
+/**
+ * `den init` for a throwaway node with unencrypted keys: on free loopback ports unless `ports`
+ * says otherwise (e.g. fixed ports inside a network namespace). Returns the node's fingerprint.
+ */
+export async function initNode(
+  home: string,
+  name: string,
+  extra: string[] = [],
+  ports: { listen?: string; metrics?: string } = {},
+) {
+  const listen = ports.listen ?? `127.0.0.1:${freePort()}`;
+  const metrics = ports.metrics ?? `127.0.0.1:${freePort()}`;
   const r = await den([
     "init",
     "--name",
@@ -159,5 +167,7 @@ export async function initNode(home: string, name: string, extra: string[] = [])
     ...extra,
   ]);
   if (r.code !== 0) throw new Error(`den init ${name} failed (${r.code}): ${r.stderr}`);
-  return { listen, metrics, output: r.stdout };
+  const fingerprint: string =
+    JSON.parse(await Deno.readTextFile(`${home}/identity.pub`)).fingerprint;
+  return { listen, metrics, output: r.stdout, fingerprint };
 }

@@ -155,6 +155,11 @@ function describeError(err: unknown): { code: string; message: string } {
   return { code: "error", message: err instanceof Error ? err.message : String(err) };
 }
 
+/** A live relayed session that may move to a direct connection now. */
+function movable(e: Entry, live: Live): boolean {
+  return e.live === live && !live.sc.closed && !live.sc.moving && live.sc.transport === "relay";
+}
+
 export class PeerManager {
   readonly #o: PeerManagerOptions;
   readonly #t: PeerTiming;
@@ -165,7 +170,7 @@ export class PeerManager {
   /** Live sessions by peer fingerprint: `send` is on the per-packet path, so no scan. */
   readonly #live = new Map<string, Live>();
   /** Live sessions by attach id, for direct connections that join a relayed session. */
-  readonly #byAttachId = new Map<string, Live>();
+  readonly #byAttachId = new Map<string, Entry>();
   readonly #relay: RelayTransport;
   readonly #handshakeBuckets = new KeyedBuckets(HANDSHAKE_BURST, HANDSHAKES_PER_S);
   readonly #log: Logger;
@@ -563,9 +568,7 @@ export class PeerManager {
     try {
       link = await this.#connectTcp(address);
       await dialAttach(link, live.sc.established, this.#t.handshakeTimeoutMs);
-      if (e.live !== live || live.sc.closed || live.sc.moving || live.sc.transport !== "relay") {
-        throw new DenError("gone", "the session ended or moved meanwhile");
-      }
+      if (!movable(e, live)) throw new DenError("gone", "the session ended or moved meanwhile");
       live.sc.moveTo(link);
       this.#pathSwitched(e, live);
     } catch (err) {
@@ -591,19 +594,17 @@ export class PeerManager {
 
   /** The peer dialled us to move a relayed session here (the first frame was an attach hello). */
   async #answerAttach(link: FramedConn, hello: Uint8Array, id: Uint8Array): Promise<void> {
-    const live = this.#byAttachId.get(toHex(id));
-    // Both ends trying at once: the session's initiator keeps its own attempt.
-    if (!live || live.sc.closed || live.sc.moving || live.sc.transport !== "relay") {
+    const e = this.#byAttachId.get(toHex(id));
+    const live = e?.live;
+    if (!e || !live || !movable(e, live)) {
       throw new DenError("attach_unknown", "no relayed session with that attach id");
     }
+    // Both ends trying at once: the session's initiator keeps its own attempt.
     if (live.attaching && live.sc.established.role === "initiator") {
       throw new DenError("attach_busy", "this end is attaching its own connection");
     }
     await answerAttach(link, hello, live.sc.established, this.#t.handshakeTimeoutMs);
-    const e = [...this.#entries.values()].find((x) => x.live === live);
-    if (!e || live.sc.closed || live.sc.moving || live.sc.transport !== "relay") {
-      throw new DenError("gone", "the session ended or moved meanwhile");
-    }
+    if (!movable(e, live)) throw new DenError("gone", "the session ended or moved meanwhile");
     live.sc.moveTo(link);
     this.#pathSwitched(e, live);
   }
@@ -798,7 +799,7 @@ export class PeerManager {
     if (old) this.#byAttachId.delete(old.attachId);
     const fp = live?.sc.established.peer.fingerprint ?? old?.sc.established.peer.fingerprint;
     e.live = live;
-    if (live) this.#byAttachId.set(live.attachId, live);
+    if (live) this.#byAttachId.set(live.attachId, e);
     if (!fp) return;
     if (live) this.#live.set(fp, live);
     else this.#live.delete(fp);

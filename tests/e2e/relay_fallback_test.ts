@@ -6,7 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { containsBytes } from "../../scripts/lib/tcp_proxy.ts";
-import { DaemonProcess, den, denCommand, waitFor } from "../../scripts/lib/den_process.ts";
+import {
+  DaemonProcess,
+  den,
+  denCommand,
+  initNode,
+  waitFor,
+} from "../../scripts/lib/den_process.ts";
 import { NetnsLab, netnsUnavailable } from "../../scripts/lib/netns.ts";
 import type { PeerView } from "../../src/peer/view.ts";
 
@@ -18,23 +24,10 @@ const BOB = "bob-e2e-node";
 const SECRET = "TEST-SECRET-VALUE-7f3a9c";
 const enc = new TextEncoder();
 
+/** A node inside a namespace: the standard peer port, relayed through `relay`. */
 async function init(home: string, name: string, relay: string): Promise<string> {
-  const r = await den([
-    "init",
-    "--name",
-    name,
-    "--no-passphrase",
-    "--listen",
-    "0.0.0.0:7834",
-    "--metrics",
-    "127.0.0.1:9000",
-    "--relay",
-    relay,
-    "--home",
-    home,
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(await Deno.readTextFile(`${home}/identity.pub`)).fingerprint;
+  const ports = { listen: "0.0.0.0:7834", metrics: "127.0.0.1:9000" };
+  return (await initNode(home, name, ["--relay", relay], ports)).fingerprint;
 }
 
 async function peer(home: string, name: string): Promise<PeerView | undefined> {

@@ -1,33 +1,17 @@
 /** Two peer managers in one process (no shared state): sessions, shared teams, service dispatch. */
 import assert from "node:assert/strict";
-import { fingerprint } from "../../src/identity/fingerprint.ts";
-import { generateIdentity } from "../../src/identity/keys.ts";
-import { Logger } from "../../src/log/logger.ts";
-import { MetricsRegistry } from "../../src/metrics/registry.ts";
-import { PeerManager, type PeerRef } from "../../src/peer/manager.ts";
-import { KnownPeers } from "../../src/trust/known_peers.ts";
-import { freePort, waitFor } from "../../scripts/lib/den_process.ts";
+import { type PeerManager, type PeerRef } from "../../src/peer/manager.ts";
+import { waitFor } from "../../scripts/lib/den_process.ts";
+import { testPeerManager } from "../../scripts/lib/peer_fixtures.ts";
 
 const TEAM_A = "aa".repeat(32), TEAM_B = "bb".repeat(32), TEAM_C = "cc".repeat(32);
 
-async function node(name: string, dir: string, teams: string[], peers: PeerManager[] = []) {
-  const identity = await generateIdentity(name);
-  const metrics = new MetricsRegistry();
-  const m = new PeerManager({
-    identity,
-    fingerprint: fingerprint(identity.publicKeys),
-    listen: `127.0.0.1:${freePort()}`,
-    peers: peers.map((p, i) => ({
-      name: `peer${i}`,
-      address: p.listenAddress,
-      fingerprint: null,
-    })),
-    knownPeers: KnownPeers.empty(`${dir}/${name}-known.toml`),
-    log: new Logger(name, { sink: () => {} }),
-    metrics,
-    teams: () => teams,
+/** A node that dials each of `peers` (named peer0, peer1, … here). */
+function node(name: string, dir: string, teams: string[], peers: PeerManager[] = []) {
+  return testPeerManager(name, dir, {
+    teams,
+    peers: peers.map((p, i) => ({ name: `peer${i}`, address: p.listenAddress, fingerprint: null })),
   });
-  return { m, metrics, fp: fingerprint(identity.publicKeys) };
 }
 
 Deno.test("peer manager: sessions carry shared teams and service messages both ways", async () => {

@@ -5,41 +5,17 @@
  */
 import assert from "node:assert/strict";
 import { fromHex, utf8 } from "../../src/crypto/encoding.ts";
-import { fingerprint } from "../../src/identity/fingerprint.ts";
-import { generateIdentity } from "../../src/identity/keys.ts";
-import { Logger } from "../../src/log/logger.ts";
-import { MetricsRegistry } from "../../src/metrics/registry.ts";
-import { PeerManager } from "../../src/peer/manager.ts";
 import type { PeerConfig } from "../../src/config/schema.ts";
-import { KnownPeers } from "../../src/trust/known_peers.ts";
 import { denCommand, freePort, waitFor } from "../../scripts/lib/den_process.ts";
+import { testPeerManager } from "../../scripts/lib/peer_fixtures.ts";
 import { containsBytes, TcpProxy } from "../../scripts/lib/tcp_proxy.ts";
 
 const TEAM_A = "a1".repeat(32), TEAM_B = "b2".repeat(32);
 const SECRET = "relay-test-secret-value-93d1";
 
-async function node(
-  name: string,
-  dir: string,
-  teams: string[],
-  relay: string,
-  peers: PeerConfig[],
-) {
-  const identity = await generateIdentity(name);
-  const metrics = new MetricsRegistry();
-  const m = new PeerManager({
-    identity,
-    fingerprint: fingerprint(identity.publicKeys),
-    listen: `127.0.0.1:${freePort()}`,
-    peers,
-    relays: [relay],
-    knownPeers: KnownPeers.empty(`${dir}/${name}-known.toml`),
-    log: new Logger(name, { sink: () => {} }),
-    metrics,
-    teams: () => teams,
-    timing: { backoffBaseMs: 100, directRetryCapMs: 400 },
-  });
-  return { m, metrics, fp: fingerprint(identity.publicKeys), identity };
+function node(name: string, dir: string, teams: string[], relay: string, peers: PeerConfig[]) {
+  const timing = { backoffBaseMs: 100, directRetryCapMs: 400 };
+  return testPeerManager(name, dir, { teams, peers, relays: [relay], timing });
 }
 
 async function startRelay(): Promise<{ port: number; stop: () => Promise<void> }> {
@@ -79,7 +55,10 @@ Deno.test("peer relay: unreachable address → session through the relay, blind,
     alice.m.start();
     await waitFor(
       "relayed session",
-      () => Promise.resolve(alice.m.list()[0]?.state === "connected"),
+      () =>
+        Promise.resolve(
+          alice.m.list()[0]?.state === "connected" && bob.m.list()[0]?.state === "connected",
+        ),
       15_000,
     );
     const seen = alice.m.list()[0];

@@ -68,16 +68,14 @@ Deno.test({
     try {
       const url = `wss://localhost:${port}`;
       const hA = `${dir}/alice`, hB = `${dir}/bob`;
-      await initNode(hA, "alice", ["--relay", url]);
-      await initNode(hB, "bob", ["--relay", url]);
-      const fp = async (h: string) =>
-        JSON.parse(await Deno.readTextFile(`${h}/identity.pub`)).fingerprint;
+      const fpA = (await initNode(hA, "alice", ["--relay", url])).fingerprint;
+      const fpB = (await initNode(hB, "bob", ["--relay", url])).fingerprint;
       assert.equal(
-        (await den(["add-peer", "bob", "--fingerprint", await fp(hB), "--home", hA])).code,
+        (await den(["add-peer", "bob", "--fingerprint", fpB, "--home", hA])).code,
         0,
       );
       assert.equal(
-        (await den(["add-peer", "alice", "--fingerprint", await fp(hA), "--home", hB])).code,
+        (await den(["add-peer", "alice", "--fingerprint", fpA, "--home", hB])).code,
         0,
       );
       daemons.push(await DaemonProcess.start(hA, { env }), await DaemonProcess.start(hB, { env }));

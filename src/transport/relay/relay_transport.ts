@@ -126,6 +126,7 @@ export class RelayTransport {
       url: client.url,
       maxChunk: MAX_CHUNK,
       send: (payload) => client.send(dst, payload),
+      // WebSocket has no "drain" event: poll bufferedAmount while it is above the mark.
       drained: async () => {
         while (client.bufferedAmount > HIGH_WATER && client.state === "ready") await sleep(2);
       },
