@@ -5,6 +5,8 @@ import { doctorCommand } from "./doctor.ts";
 import { initCommand } from "./init.ts";
 import { PEER_COMMANDS } from "./peers.ts";
 import { relayCommand } from "./relay.ts";
+import { TEAM_COMMANDS } from "./team.ts";
+import { ENV_COMMANDS } from "./env.ts";
 import type { CommandSpec } from "./spec.ts";
 import { versionCommand } from "./version.ts";
 
@@ -13,6 +15,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   daemonCommand,
   statusCommand,
   ...PEER_COMMANDS,
+  ...TEAM_COMMANDS,
+  ...ENV_COMMANDS,
   reloadCommand,
   goodbyeCommand,
   doctorCommand,

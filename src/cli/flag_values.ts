@@ -38,3 +38,25 @@ export function oneOfFlag<T extends string>(
   }
   return v as T;
 }
+
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration like 90s, 30m, 24h or 7d, in ms; `fallback` when the flag is absent. */
+export function durationFlag(
+  ctx: CommandContext,
+  flag: string,
+  fallback: number,
+  maxMs: number,
+): number {
+  const text = ctx.string(flag);
+  if (text === undefined) return fallback;
+  const m = /^([0-9]{1,6})([smhd])$/.exec(text);
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2]] : NaN;
+  if (!m || ms < 60_000 || ms > maxMs) {
+    throw usageError(
+      `--${flag}: found "${text}", allowed: a duration from 1m to ${maxMs / 86_400_000}d ` +
+        "such as 30m, 24h or 7d",
+    );
+  }
+  return ms;
+}

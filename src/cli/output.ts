@@ -54,3 +54,10 @@ export function formatDuration(seconds: number): string {
   if (h) return `${h}h ${m}m ${s}s`;
   return m ? `${m}m ${s}s` : `${s}s`;
 }
+
+/** Left-aligned columns under a header row. */
+export function formatRows(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n") + "\n";
+}

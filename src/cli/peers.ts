@@ -6,7 +6,7 @@ import type { PingResult, VerifyResult } from "../ipc/results.ts";
 import { MAX_ECHO_DATA } from "../wire/peer_control.ts";
 import { callDaemon } from "../ipc/client.ts";
 import type { PeerView } from "../peer/view.ts";
-import { formatDuration, printJson, writeOut } from "./output.ts";
+import { formatDuration, formatRows, printJson, writeOut } from "./output.ts";
 import { positiveIntFlag } from "./flag_values.ts";
 import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION } from "./spec.ts";
 
@@ -48,9 +48,7 @@ export const peersCommand: CommandSpec = {
       p.fingerprint ? shortFingerprint(p.fingerprint) : "-",
     ]);
     const head = ["NAME", "STATE", "VIA", "ADDRESS", "RTT", "LAST SEEN", "IN / OUT", "FINGERPRINT"];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-    writeOut([line(head), ...rows.map(line)].join("\n") + "\n");
+    writeOut(formatRows(head, rows));
     for (const p of peers.filter((p) => p.reason && p.state !== "connected")) {
       writeOut(`\n${p.name}: ${p.reason}\n`);
       if (p.presented_fingerprint) {

@@ -47,3 +47,32 @@ export async function ed25519Verify(
     return false;
   }
 }
+
+/**
+ * Verifies many signatures by the same keys: each public key is imported once (importing costs
+ * as much as verifying). Bounded, so a stream of unknown keys cannot grow it without limit.
+ */
+export class Ed25519Verifier {
+  readonly #keys = new Map<string, Promise<CryptoKey | null>>();
+  constructor(readonly maxKeys = 4096) {}
+
+  async verify(publicKey: Uint8Array, msg: Uint8Array, sig: Uint8Array): Promise<boolean> {
+    if (publicKey.length !== 32 || sig.length !== 64) return false;
+    const id = String.fromCharCode(...publicKey);
+    let key = this.#keys.get(id);
+    if (!key) {
+      if (this.#keys.size >= this.maxKeys) this.#keys.clear();
+      key = crypto.subtle.importKey("raw", view(publicKey), { name: "Ed25519" }, false, [
+        "verify",
+      ]).catch(() => null);
+      this.#keys.set(id, key);
+    }
+    const k = await key;
+    if (!k) return false;
+    try {
+      return await crypto.subtle.verify("Ed25519", k, view(sig), view(msg));
+    } catch {
+      return false;
+    }
+  }
+}

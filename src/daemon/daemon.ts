@@ -22,6 +22,17 @@ import { PeerManager } from "../peer/manager.ts";
 import { KnownPeers } from "../trust/known_peers.ts";
 import { MAX_ECHO_DATA } from "../wire/peer_control.ts";
 import { deletePeer, type PeerInput, savePeer } from "../config/peers_file.ts";
+import { optionalString, type Params, stringParam } from "../ipc/params.ts";
+import { Store } from "../store/store.ts";
+import { TeamService } from "../team/service.ts";
+import { TeamSync } from "../team/sync.ts";
+import { SecretsService } from "../secrets/service.ts";
+import { SecretsSync } from "../secrets/sync.ts";
+import { RewrapWatch } from "../secrets/rewrap_watch.ts";
+import { isRelayAddress, teamPeers } from "./team_peers.ts";
+import { teamHandlers } from "./team_ipc.ts";
+import { envHandlers } from "./env_ipc.ts";
+import type { InviteCode } from "../team/invite_code.ts";
 
 export interface DaemonOptions {
   paths: DenPaths;
@@ -30,6 +41,9 @@ export interface DaemonOptions {
   fingerprint: string;
   log: Logger;
 }
+
+/** How long `den join` waits for the inviter to answer. */
+const JOIN_TIMEOUT_MS = 30_000;
 
 /** Longest a graceful shutdown may take before remaining services are abandoned. */
 const SHUTDOWN_BUDGET_MS = 1500;
@@ -44,6 +58,14 @@ export class Daemon {
   readonly #lock: InstanceLock;
   #config: Config;
   #peers: PeerManager | null = null;
+  #store: Store | null = null;
+  #teams: TeamService | null = null;
+  #teamSync: TeamSync | null = null;
+  #secrets: SecretsService | null = null;
+  #secretsSync: SecretsSync | null = null;
+  #rewrap: RewrapWatch | null = null;
+  /** Inviters of joins in progress: peers (and relays) until the join completes. */
+  readonly #inviters = new Map<string, InviteCode>();
   #ipc: IpcServer | null = null;
   #metricsServer: MetricsServer | null = null;
   #stopping: Promise<void> | null = null;
@@ -85,10 +107,28 @@ export class Daemon {
       });
     }
     this.#registerMetrics();
-    this.#ipc = new IpcServer(this.#paths.socket, this.#handlers(), log.child("ipc"), {
-      onRequest: (method, ok) =>
-        this.#metrics.inc("den_ipc_requests_total", { method, result: ok ? "ok" : "error" }),
+    const store = this.#store = Store.open(this.#paths.db);
+    const teams = this.#teams = new TeamService({
+      store,
+      identity: this.#identity,
+      fingerprint: this.#fingerprint,
+      log: log.child("team"),
+      metrics: this.#metrics,
+      addresses: () => {
+        const a = this.#selfAddresses();
+        return [...a.direct, ...a.relays];
+      },
     });
+    await teams.load();
+    const secrets = this.#secrets = new SecretsService({
+      store,
+      identity: this.#identity,
+      fingerprint: this.#fingerprint,
+      teams,
+      log: log.child("secrets"),
+      metrics: this.#metrics,
+    });
+    await secrets.load();
     this.#metricsServer = this.#startMetrics(this.#config);
     this.#peers = new PeerManager({
       identity: this.#identity,
@@ -99,8 +139,26 @@ export class Daemon {
       knownPeers: await KnownPeers.load(this.#paths.knownPeers),
       log: log.child("peer"),
       metrics: this.#metrics,
+      teams: () => teams.teamIds(),
+      blocked: (fp) => teams.blocked(fp),
     });
+    const bus = this.#peers;
+    this.#teamSync = new TeamSync({ teams, bus, log: log.child("sync"), metrics: this.#metrics });
+    this.#secretsSync = new SecretsSync({
+      secrets,
+      teams,
+      bus,
+      log: log.child("sync"),
+      metrics: this.#metrics,
+    });
+    this.#rewrap = new RewrapWatch(teams, secrets, log.child("secrets"));
+    teams.onChange(() => this.#applyTeams());
     this.#peers.start();
+    this.#applyTeams();
+    this.#ipc = new IpcServer(this.#paths.socket, this.#handlers(), log.child("ipc"), {
+      onRequest: (method, ok) =>
+        this.#metrics.inc("den_ipc_requests_total", { method, result: ok ? "ok" : "error" }),
+    });
     log.info("daemon started", {
       name: this.#config.node.name,
       fingerprint: this.#fingerprint,
@@ -144,8 +202,56 @@ export class Daemon {
     }
   }
 
+  /** Where teammates can reach this node: the peer listen address and the relays it uses. */
+  #selfAddresses(): { direct: string[]; relays: string[] } {
+    const listen = this.#peers?.listenAddress ?? this.#config.node.listen;
+    return { direct: reachableAddresses(listen), relays: [...this.#config.relay.urls] };
+  }
+
+  /** Teammates become peers, removed members are disconnected, members' relays are used. */
+  #applyTeams(): void {
+    const peers = this.#peers;
+    const teams = this.#teams;
+    if (!peers || !teams || this.#stopping) return;
+    const { peers: mates, relays } = teamPeers(
+      teams.chains().map((c) => c.state()),
+      this.#fingerprint,
+      this.#config.peers,
+    );
+    for (const code of this.#inviters.values()) {
+      mates.push({
+        name: code.inviter.name,
+        address: code.addresses.find((a) => !isRelayAddress(a)) ?? null,
+        fingerprint: code.inviter.fingerprint,
+      });
+      relays.push(...code.relays);
+    }
+    peers.setTeamPeers(mates);
+    peers.setRelays([...new Set([...this.#config.relay.urls, ...relays])]);
+    for (const p of peers.connectedPeers()) {
+      const why = teams.blocked(p.fingerprint);
+      if (why) peers.disconnect(p.fingerprint, { code: "removed", message: why });
+    }
+  }
+
   #handlers() {
-    return new Map<string, (p: Record<string, unknown>) => unknown>([
+    const teams = this.#teams!;
+    const now = Date.now;
+    return new Map<string, (p: Params) => unknown>([
+      ...teamHandlers({
+        teams,
+        sync: this.#teamSync!,
+        identity: this.#identity,
+        fingerprint: this.#fingerprint,
+        now,
+        addresses: () => this.#selfAddresses(),
+        reachInviter: (code) => {
+          this.#inviters.set(code.team, code);
+          this.#applyTeams();
+        },
+        joinTimeoutMs: JOIN_TIMEOUT_MS,
+      }).map(([m, fn]) => [m, this.#afterJoin(m, fn)] as const),
+      ...envHandlers({ teams, secrets: this.#secrets! }),
       ["status", () => this.status()],
       ["reload", () => this.reload()],
       ["peers", () => this.#peerManager().list()],
@@ -183,6 +289,19 @@ export class Daemon {
         return { stopping: true, pid: Deno.pid };
       }],
     ]);
+  }
+
+  /** A join's inviter stays a peer only while the join runs (after it, the chain has it). */
+  #afterJoin(method: string, fn: (p: Params) => unknown): (p: Params) => unknown {
+    if (method !== "team.join") return fn;
+    return async (p) => {
+      try {
+        return await fn(p);
+      } finally {
+        this.#inviters.clear();
+        this.#applyTeams();
+      }
+    };
   }
 
   #peerManager(): PeerManager {
@@ -249,7 +368,7 @@ export class Daemon {
     }
     this.#config = plan.next;
     if (plan.applied.includes("peers")) this.#peers?.setPeers(plan.next.peers);
-    if (plan.applied.includes("relay")) this.#peers?.setRelays(plan.next.relay.urls);
+    if (plan.applied.includes("relay")) this.#applyTeams();
     this.#metrics.inc("den_config_reloads_total", { result: "ok" });
     this.#log.info("config reloaded", {
       applied: plan.applied.join(",") || "none",
@@ -275,25 +394,27 @@ export class Daemon {
 
   async #shutdownServices(): Promise<void> {
     // Peers first: they are told goodbye while the rest still runs.
+    this.#rewrap?.stop();
+    this.#secretsSync?.stop();
     await this.#peers?.stop();
     await Promise.allSettled([this.#ipc?.close(), this.#metricsServer?.close()]);
+    this.#store?.close();
+    this.#store = null;
     this.#ipc = null;
     this.#metricsServer = null;
   }
 }
 
-function stringParam(p: Record<string, unknown>, key: string, max = 1024): string {
-  const v = p[key];
-  if (typeof v !== "string" || v.length === 0 || v.length > max) {
-    throw new DenError("bad_request", `'${key}' must be a non-empty string`);
+/** The listen address as teammates should dial it: a wildcard becomes this host's addresses. */
+function reachableAddresses(listen: string): string[] {
+  const { host, port } = parseHostPort(listen);
+  if (host !== "0.0.0.0" && host !== "::") return [listen];
+  try {
+    return Deno.networkInterfaces()
+      .filter((i) => i.family === "IPv4" && !i.address.startsWith("127."))
+      .map((i) => `${i.address}:${port}`)
+      .slice(0, 4);
+  } catch {
+    return [];
   }
-  return v;
-}
-
-function optionalString(
-  p: Record<string, unknown>,
-  key: string,
-  max?: number,
-): string | undefined {
-  return p[key] === undefined || p[key] === null ? undefined : stringParam(p, key, max);
 }

@@ -88,6 +88,8 @@ export interface PeerManagerOptions {
   log: Logger;
   metrics: MetricsRegistry;
   teams?: () => string[];
+  /** Why a peer must be refused even though its identity checks out (removed from a team). */
+  blocked?: (fingerprint: string) => string | null;
   /** Relay URLs ([relay] urls): peers that cannot be reached directly are reached through them. */
   relays?: string[];
   /** Wall clock (ms since epoch): handshake timestamps, last seen. */
@@ -122,6 +124,8 @@ interface Live {
 interface Entry {
   name: string;
   config: PeerConfig | null;
+  /** Who asked for this peer: config.toml, or membership of a shared team. */
+  source: "config" | "team" | null;
   fingerprint: string | null;
   presented: string | null;
   state: PeerState;
@@ -167,6 +171,7 @@ export class PeerManager {
   readonly #random: () => number;
   readonly #entries = new Map<string, Entry>();
   readonly #services = new Map<number, ServiceHandler>();
+  readonly #connectedHandlers: ((peer: PeerRef) => void)[] = [];
   /** Live sessions by peer fingerprint: `send` is on the per-packet path, so no scan. */
   readonly #live = new Map<string, Live>();
   /** Live sessions by attach id, for direct connections that join a relayed session. */
@@ -300,15 +305,56 @@ export class PeerManager {
 
   /** Applies the configured peer list: new ones are dialled, removed ones closed. */
   setPeers(peers: PeerConfig[]): void {
-    const names = new Set(peers.map((p) => p.name));
-    for (const e of [...this.#entries.values()]) {
-      if (e.config && !names.has(e.name)) this.#unconfigure(e);
-    }
-    for (const p of peers) this.#configure(p);
+    this.#applyPeers("config", peers);
   }
 
   addPeer(peer: PeerConfig): void {
-    this.#configure(peer);
+    this.#configure(peer, "config");
+  }
+
+  /**
+   * Applies the teammates to keep sessions with (pinned fingerprints, addresses from the team
+   * chain). A configured peer with the same fingerprint or name wins over a teammate.
+   */
+  setTeamPeers(peers: PeerConfig[]): void {
+    const configured = [...this.#entries.values()].filter((e) => e.source === "config");
+    const taken = new Set(configured.flatMap((e) => [e.name, e.fingerprint ?? ""]));
+    this.#applyPeers(
+      "team",
+      peers.filter((p) => !taken.has(p.name) && !taken.has(p.fingerprint ?? "")),
+    );
+  }
+
+  /** Closes any session with `fingerprint` (e.g. removed from the team) and stops dialling it. */
+  disconnect(fingerprint: string, why: CloseReason): void {
+    for (const e of [...this.#entries.values()]) {
+      if (e.fingerprint !== fingerprint) continue;
+      if (e.source !== "config") {
+        this.#unconfigure(e, why);
+      } else this.#closeLive(e, why);
+    }
+  }
+
+  /** Peers with a session right now. */
+  connectedPeers(): PeerRef[] {
+    const out: PeerRef[] = [];
+    for (const e of this.#entries.values()) {
+      if (e.live && !e.live.sc.closed) out.push(this.#ref(e, e.live));
+    }
+    return out;
+  }
+
+  /** Called with each peer whose session (re)starts, after the trust checks. */
+  onConnected(handler: (peer: PeerRef) => void): void {
+    this.#connectedHandlers.push(handler);
+  }
+
+  #applyPeers(source: "config" | "team", peers: PeerConfig[]): void {
+    const names = new Set(peers.map((p) => p.name));
+    for (const e of [...this.#entries.values()]) {
+      if (e.source === source && !names.has(e.name)) this.#unconfigure(e);
+    }
+    for (const p of peers) this.#configure(p, source);
   }
 
   removePeer(name: string): boolean {
@@ -405,6 +451,7 @@ export class PeerManager {
       e = {
         name,
         config: null,
+        source: null,
         fingerprint: this.#o.knownPeers.byName(name)?.fingerprint ?? null,
         presented: null,
         state: "down",
@@ -427,10 +474,12 @@ export class PeerManager {
     return e;
   }
 
-  #configure(p: PeerConfig): void {
+  #configure(p: PeerConfig, source: "config" | "team"): void {
     const e = this.#entry(p.name);
+    if (source === "team" && e.source === "config") return;
     const changed = JSON.stringify(e.config) !== JSON.stringify(p);
     e.config = p;
+    e.source = source;
     if (p.fingerprint) {
       if (e.live && e.fingerprint !== p.fingerprint) {
         // A new pin that the live session contradicts: re-check from scratch.
@@ -446,12 +495,16 @@ export class PeerManager {
     if (!e.live) this.#scheduleDial(e, 0);
   }
 
-  #unconfigure(e: Entry): void {
+  #unconfigure(
+    e: Entry,
+    why: CloseReason = { code: "removed", message: "removed from this node's peers" },
+  ): void {
     e.config = null;
+    e.source = null;
     if (e.timer !== null) clearTimeout(e.timer);
     if (e.directTimer !== null) clearTimeout(e.directTimer);
     e.timer = e.directTimer = null;
-    if (e.live) this.#closeLive(e, { code: "removed", message: "removed from this node's peers" });
+    if (e.live) this.#closeLive(e, why);
     this.#entries.delete(e.name);
   }
 
@@ -709,6 +762,14 @@ export class PeerManager {
       if (dialled) this.#retryLater(e);
       return;
     }
+    const blocked = this.#o.blocked?.(peer.fingerprint) ?? null;
+    if (blocked !== null) {
+      this.#o.metrics.inc("den_handshakes_total", { result: "refused", reason: "removed" });
+      this.#log.warn("peer refused", { peer: e.name, reason: "removed", detail: blocked });
+      this.#refuse(e, blocked, peer.fingerprint);
+      sc.closeWith(MsgType.refuse, encodeClose({ code: "removed", message: blocked }));
+      return;
+    }
     this.#remember(e.name, peer.fingerprint);
     e.fingerprint = peer.fingerprint;
     e.presented = null;
@@ -758,6 +819,22 @@ export class PeerManager {
       onMessage: (type, payload) => this.#onMessage(e, live, type, payload),
       onEnd: (error) => this.#onEnd(e, live, error),
     });
+    const ref = this.#ref(e, live);
+    for (const handler of this.#connectedHandlers) {
+      try {
+        handler(ref);
+      } catch (err) {
+        this.#log.warn("a service failed on a new session", { peer: e.name, error: String(err) });
+      }
+    }
+  }
+
+  #ref(e: Entry, live: Live): PeerRef {
+    return {
+      name: e.name,
+      fingerprint: live.sc.established.peer.fingerprint,
+      sharedTeams: live.sc.established.sharedTeams,
+    };
   }
 
   #inboundEntry(name: string, fingerprint: string): Entry | null {
@@ -865,10 +942,7 @@ export class PeerManager {
       return;
     }
     try {
-      handler(
-        { name: e.name, fingerprint: e.fingerprint, sharedTeams: live.sc.established.sharedTeams },
-        payload,
-      );
+      handler(this.#ref(e, live), payload);
     } catch (err) {
       this.#o.metrics.inc("den_peer_messages_dropped_total", { reason: "handler_error" });
       this.#log.warn("service failed on a peer message", {
