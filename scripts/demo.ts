@@ -1,7 +1,8 @@
 /**
  * `deno task demo`: den nodes on this machine, in a temporary directory — init, start the daemons,
  * connect alice and bob directly, then carol (no address at all) to alice through a relay, show
- * status, peers and pings, stop everything, clean up. Later capabilities extend it.
+ * status, peers and pings; then alice makes a team, invites bob and carol, and a secret set on
+ * alice is read on carol (through the relay) and bob; stop everything, clean up.
  */
 import { DaemonProcess, den, denCommand, freePort, initNode, waitFor } from "./lib/den_process.ts";
 
@@ -102,12 +103,47 @@ try {
   await show(["ping", a, "--count", "2", "--home", carolHome]);
   await show(["ping", b, "--count", "2", "--home", `${dir}/${a}`]);
 
+  const home = (n: string) => `${dir}/${n}`;
+  step("alice creates a team and invites bob and carol with single-use codes");
+  await show(["team", "create", "acme", "--home", home(a)]);
+  for (const who of [b, "carol"]) {
+    const out = await den(["invite", "--team", "acme", "--json", "--home", home(a)]);
+    const code = JSON.parse(out.stdout).code as string;
+    console.log(`$ den invite --team acme --home …/${a}   → code ${code.slice(0, 24)}…`);
+    console.log(`$ den join ${code.slice(0, 24)}… --home …/${who}`);
+    const r = await den(["join", code, "--home", home(who)]);
+    console.log((r.stdout + r.stderr).trimEnd().replace(/^/gm, "  "));
+    if (r.code !== 0) throw new Error(`den join exited ${r.code}`);
+  }
+  await waitFor("carol to list three members", async () => {
+    const r = await den(["team", "members", "acme", "--json", "--home", home("carol")]);
+    return r.code === 0 && JSON.parse(r.stdout).length === 3;
+  });
+  await show(["team", "members", "acme", "--home", home("carol")]);
+  step("alice sets a secret; it is encrypted on her machine for each member");
+  await show([
+    "env",
+    "set",
+    "DATABASE_URL=postgres://app:s3cret@db/app",
+    "--team",
+    "acme",
+    "--home",
+    home(a),
+  ]);
+  await waitFor("carol to read alice's secret", async () => {
+    const r = await den(["env", "get", "DATABASE_URL", "--team", "acme", "--home", home("carol")]);
+    return r.code === 0 && r.stdout.trim() === "postgres://app:s3cret@db/app";
+  });
+  await show(["env", "get", "DATABASE_URL", "--team", "acme", "--home", home("carol")]);
+  await show(["env", "list", "--team", "acme", "--home", home(b)]);
+  await show(["team", "log", "acme", "--home", home(b)]);
+
   for (const name of [...nodes, "carol"]) {
     step(`stop ${name}`);
     await show(["goodbye", "--home", `${dir}/${name}`]);
   }
   step(
-    "done: three nodes, post-quantum sessions direct and through a blind relay, stopped cleanly",
+    "done: three nodes, sessions direct and through a blind relay, a team sharing a secret",
   );
 } finally {
   for (const d of daemons) await d.stop();

@@ -338,6 +338,8 @@ export class Daemon {
         peers_configured: cfg.peers.length,
         relays: cfg.relay.urls.length,
         networks: Object.keys(cfg.networks).length,
+        teams: this.#teams?.teamIds().length ?? 0,
+        ops: this.#secrets?.opCount() ?? 0,
       },
       relays: (this.#peers?.relays() ?? []).map(({ url, state, reason }) => ({
         url,

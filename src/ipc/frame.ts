@@ -2,7 +2,8 @@
  * Control-socket framing: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
  * The length is checked against a bound before any buffer for the body is allocated.
  */
-export const MAX_IPC_FRAME = 1024 * 1024;
+/** Big enough for a 1 MiB dotenv import or export after JSON escaping. */
+export const MAX_IPC_FRAME = 8 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -17,6 +17,9 @@ export interface StatusResult {
     peers_configured: number;
     relays: number;
     networks: number;
+    /** Teams this node is a member of, and secret ops stored for them. */
+    teams: number;
+    ops: number;
   };
   /** This node's mailbox at each configured relay. */
   relays: { url: string; state: "connecting" | "ready" | "down"; reason: string | null }[];

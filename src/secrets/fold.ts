@@ -95,6 +95,42 @@ export function versionOf(
   return state.get(key)?.versions[version - 1];
 }
 
+/** Where the ciphertext of a version can be found (see copiesOf). */
+export type CopyLookup = (op: string, index: number) => { op: Op; index: number }[];
+
+/**
+ * Indexes every copy entry of `ops` once, so looking up many versions costs one pass instead of
+ * one pass per version. The lookup follows copiesOf's rules.
+ */
+export function copyIndex(ops: Op[]): CopyLookup {
+  const byHash = new Map<string, Op>();
+  const copies = new Map<string, Write[]>();
+  for (const c of ops) {
+    if (byHash.has(c.hash)) continue;
+    byHash.set(c.hash, c);
+    c.body.entries.forEach((e, i) => {
+      if (e.op !== "copy") return;
+      const id = `${e.of}\0${e.index}`;
+      let list = copies.get(id);
+      if (!list) copies.set(id, list = []);
+      list.push({ key: e.key, op: c, index: i, deleted: false });
+    });
+  }
+  return (op, index) => {
+    const original = byHash.get(op);
+    const entry = original?.body.entries[index];
+    if (original === undefined || entry?.op !== "set") return [];
+    const o = original.body;
+    const found = (copies.get(`${op}\0${index}`) ?? []).filter((w) =>
+      w.op.hash !== op && w.op.body.team === o.team && w.op.body.env === o.env &&
+      w.key === entry.key
+    );
+    const own = (w: Write) => (w.op.body.author === o.author ? 0 : 1);
+    found.sort((a, b) => own(a) - own(b) || compareWrites(a, b));
+    return [{ op: original, index }, ...found.map((w) => ({ op: w.op, index: w.index }))];
+  };
+}
+
 /**
  * Where a reader can find the ciphertext of a version (entry `index` of op `op`): the original
  * first, then copy entries naming it — those by the version's own author before others, each
@@ -102,23 +138,5 @@ export function versionOf(
  * `ops` and that entry is a set. A copy is as trustworthy as its author (docs/SECRETS.md).
  */
 export function copiesOf(ops: Op[], op: string, index: number): { op: Op; index: number }[] {
-  const original = ops.find((o) => o.hash === op);
-  const entry = original?.body.entries[index];
-  if (original === undefined || entry?.op !== "set") return [];
-  const o = original.body;
-  const copies: Write[] = [];
-  const seen = new Set<string>([original.hash]);
-  for (const c of ops) {
-    const b = c.body;
-    if (seen.has(c.hash) || b.team !== o.team || b.env !== o.env) continue;
-    seen.add(c.hash);
-    b.entries.forEach((e, i) => {
-      if (e.op === "copy" && e.of === op && e.index === index && e.key === entry.key) {
-        copies.push({ key: e.key, op: c, index: i, deleted: false });
-      }
-    });
-  }
-  const own = (w: Write) => (w.op.body.author === o.author ? 0 : 1);
-  copies.sort((a, b) => own(a) - own(b) || compareWrites(a, b));
-  return [{ op: original, index }, ...copies.map((w) => ({ op: w.op, index: w.index }))];
+  return copyIndex(ops)(op, index);
 }

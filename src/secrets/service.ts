@@ -12,7 +12,7 @@ import type { Store } from "../store/store.ts";
 import type { TeamChain } from "../team/chain.ts";
 import type { TeamService } from "../team/service.ts";
 import { readersOf, type TeamState } from "../team/state.ts";
-import { copiesOf, foldEnv, type KeyState, liveKeys } from "./fold.ts";
+import { copyIndex, type CopyLookup, foldEnv, type KeyState, liveKeys } from "./fold.ts";
 import {
   type Change,
   createOp,
@@ -285,38 +285,7 @@ export class SecretsService {
   /** Decrypts the given versions (op hash, entry index) that this node can read. */
   async #open(team: string, versions: { op: string; index: number }[]): Promise<(string | null)[]> {
     const me = await this.#readerKeys();
-    const log = this.log(team);
-    const all = log.ops();
-    const out: (string | null)[] = [];
-    for (const v of versions) {
-      out.push(await this.#openOne(all, v, me));
-    }
-    return out;
-  }
-
-  async #openOne(
-    all: Op[],
-    v: { op: string; index: number },
-    me: ReaderKeys,
-  ): Promise<string | null> {
-    for (const c of this.#holders(all, v)) {
-      if (!c.op.body.wraps.some((w) => w.reader === me.fingerprint)) continue;
-      const values = await openEntries(c.op, me, [c.index]);
-      if (values?.[c.index] != null) return values[c.index];
-    }
-    return null;
-  }
-
-  /** The op holding a version and every copy of it (re-encryptions for later reader sets). */
-  #holders(all: Op[], v: { op: string; index: number }): { op: Op; index: number }[] {
-    return copiesOf(all, v.op, v.index);
-  }
-
-  /** Fingerprints that can decrypt a version (its op's readers and every copy's). */
-  #canRead(all: Op[], v: { op: string; index: number }): Set<string> {
-    const out = new Set<string>();
-    for (const h of this.#holders(all, v)) for (const w of h.op.body.wraps) out.add(w.reader);
-    return out;
+    return await openVersions(copyIndex(this.log(team).ops()), versions, me);
   }
 
   async get(chain: TeamChain, env: string, key: string): Promise<string> {
@@ -330,13 +299,12 @@ export class SecretsService {
 
   async list(chain: TeamChain, env: string, show: boolean): Promise<EnvEntryView[]> {
     const state = chain.state();
-    const log = this.log(chain.id);
-    const all = log.ops();
+    const holders = copyIndex(this.log(chain.id).ops());
     const live = liveKeys(this.#fold(chain.id, env)).sort((a, b) => a.key < b.key ? -1 : 1);
     const gone = new Set(state.former.keys());
     const out: EnvEntryView[] = [];
     for (const ks of live) {
-      const readers = this.#canRead(all, ks.current);
+      const readers = readersOfVersion(holders, ks.current);
       const readable = readers.has(this.#o.fingerprint);
       const view: EnvEntryView = {
         key: ks.key,
@@ -432,6 +400,13 @@ export class SecretsService {
     return changes.length;
   }
 
+  /** Ops stored, over every team. */
+  opCount(): number {
+    let n = 0;
+    for (const log of this.#logs.values()) n += log.size;
+    return n;
+  }
+
   /** Envs that have ops in a team. */
   envs(team: string): string[] {
     return [...new Set(this.log(team).ops().map((o) => o.body.env))].sort();
@@ -439,14 +414,47 @@ export class SecretsService {
 
   /** Live versions of `env` that some current reader cannot decrypt. */
   uncovered(chain: TeamChain, env: string): number {
-    const log = this.log(chain.id);
-    const all = log.ops();
+    const holders = copyIndex(this.log(chain.id).ops());
     const readers = readersOf(chain.state(), env).map((m) => m.fingerprint);
     return liveKeys(this.#fold(chain.id, env)).filter((k) => {
-      const can = this.#canRead(all, k.current);
+      const can = readersOfVersion(holders, k.current);
       return readers.some((r) => !can.has(r));
     }).length;
   }
+}
+
+/**
+ * Each version's value from the first holder (the op or a copy) wrapped for `me`, or null. Each
+ * op's data key is unwrapped once however many of its entries are wanted.
+ */
+async function openVersions(
+  holders: CopyLookup,
+  versions: { op: string; index: number }[],
+  me: ReaderKeys,
+): Promise<(string | null)[]> {
+  const byOp = new Map<string, { op: Op; wanted: [number, number][] }>();
+  versions.forEach((v, i) => {
+    const h = holders(v.op, v.index).find((c) =>
+      c.op.body.wraps.some((w) => w.reader === me.fingerprint)
+    );
+    if (!h) return;
+    let group = byOp.get(h.op.hash);
+    if (!group) byOp.set(h.op.hash, group = { op: h.op, wanted: [] });
+    group.wanted.push([i, h.index]);
+  });
+  const out: (string | null)[] = versions.map(() => null);
+  for (const { op, wanted } of byOp.values()) {
+    const values = await openEntries(op, me, wanted.map(([, index]) => index));
+    for (const [i, index] of wanted) out[i] = values?.[index] ?? null;
+  }
+  return out;
+}
+
+/** Fingerprints that can decrypt a version: its op's readers and every copy's. */
+function readersOfVersion(holders: CopyLookup, v: { op: string; index: number }): Set<string> {
+  const out = new Set<string>();
+  for (const h of holders(v.op, v.index)) for (const w of h.op.body.wraps) out.add(w.reader);
+  return out;
 }
 
 function recipients(state: TeamState, env: string): Recipient[] {

@@ -58,7 +58,7 @@ function object(v: unknown, path: string, keys: readonly string[]): Obj {
       malformed(path, `has an unknown field ${JSON.stringify(k.slice(0, 40))}`);
     }
   }
-  for (const k of keys) if (!(k in o)) malformed(path, `lacks the field "${k}"`);
+  for (const k of keys) if (!Object.hasOwn(o, k)) malformed(path, `lacks the field "${k}"`);
   return o;
 }
 
