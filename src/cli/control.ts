@@ -29,6 +29,7 @@ export const statusCommand: CommandSpec = {
       ...(s.relays.length
         ? s.relays.map((r): [string, string] => ["relay", relayLine(r)])
         : [["relays", "none"] as [string, string]]),
+      ["teams", `${s.counts.teams} (${s.counts.ops} secret ops stored)`],
       ["networks", String(s.counts.networks)],
     ]));
     return 0;

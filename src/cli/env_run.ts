@@ -40,9 +40,39 @@ export async function runWithEnv(cmd: string[], vars: Record<string, string>): P
   if (cmd.length === 0 || cmd[0] === "") throw new Error("no command given to run");
   const [program, ...args] = cmd;
 
-  let child: Deno.ChildProcess;
+  let child: Deno.ChildProcess | undefined;
+  const listeners: [Deno.Signal, () => void][] = [];
   try {
-    child = new Deno.Command(program, {
+    // Listen before spawning: a signal that lands while the child starts is then queued and
+    // forwarded, instead of killing us with the default action and orphaning the child.
+    for (const sig of FORWARDED) {
+      const fn = () => {
+        try {
+          // Callbacks run from the event loop, so `child` is set by then.
+          child?.kill(sig);
+        } catch {
+          // The child exited between the signal and the forward: nothing left to tell.
+        }
+      };
+      try {
+        Deno.addSignalListener(sig, fn);
+      } catch {
+        // Windows can only listen for SIGINT; a signal we cannot receive needs no forwarding.
+        continue;
+      }
+      listeners.push([sig, fn]);
+    }
+    child = spawn(program, args, vars);
+    return exitCode(await child.status);
+  } finally {
+    // Left in place, they would keep swallowing the caller's own Ctrl-C.
+    for (const [sig, fn] of listeners) Deno.removeSignalListener(sig, fn);
+  }
+}
+
+function spawn(program: string, args: string[], vars: Record<string, string>): Deno.ChildProcess {
+  try {
+    return new Deno.Command(program, {
       args,
       // Deno merges `env` over the inherited environment unless clearEnv is set.
       env: vars,
@@ -65,33 +95,9 @@ export async function runWithEnv(cmd: string[], vars: Record<string, string>): P
     }
     throw err;
   }
+}
 
-  const forward = (sig: Deno.Signal) => () => {
-    try {
-      child.kill(sig);
-    } catch {
-      // The child exited between the signal and the forward: nothing left to tell.
-    }
-  };
-  const listeners: [Deno.Signal, () => void][] = [];
-  let status: Deno.CommandStatus;
-  try {
-    for (const sig of FORWARDED) {
-      const fn = forward(sig);
-      try {
-        Deno.addSignalListener(sig, fn);
-      } catch {
-        // Windows can only listen for SIGINT; a signal we cannot receive needs no forwarding.
-        continue;
-      }
-      listeners.push([sig, fn]);
-    }
-    status = await child.status;
-  } finally {
-    // Left in place, they would keep swallowing the caller's own Ctrl-C.
-    for (const [sig, fn] of listeners) Deno.removeSignalListener(sig, fn);
-  }
-
+function exitCode(status: Deno.CommandStatus): number {
   if (status.signal === null) return status.code;
   // Deno already reports 128+n in `code`; the table makes that our contract, not its detail.
   const n = SIGNAL_NUMBERS[status.signal];

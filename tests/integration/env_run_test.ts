@@ -137,28 +137,46 @@ Deno.test("runWithEnv: an unknown command is an error naming it and PATH", async
   });
 });
 
-/** Starts a child that traps `sig`, waits until it is ready, signals the driver, collects. */
+/**
+ * Starts a child that traps `sig` and prints its pid, signals the driver once that line is
+ * out, and collects the output.
+ */
 async function signalThroughDriver(driver: string, sig: Deno.Signal): Promise<Result> {
   const name = sig.slice(3);
-  const script = `trap 'echo got ${name}; exit 0' ${name}; echo ready; ` +
-    `while :; do sleep 0.05; done`;
+  // The loop gives up by itself after ~10 s, so a lost signal can never leave it running.
+  const script = `trap 'echo got ${name}; exit 0' ${name}; echo "ready $$"; ` +
+    `i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done; echo timeout`;
   const child = driverCommand(driver, {}, sh(script)).spawn();
-  // A broken forward would leave the loop running forever; fail instead of hanging.
-  const guard = setTimeout(() => { try { child.kill("SIGKILL"); } catch (e) { console.log("guard", e); } }, 5_000);
+  let shPid = 0;
+  // A lost forward would leave the read below waiting; fail fast and leave nothing behind.
+  const guard = setTimeout(() => {
+    for (const pid of [child.pid, shPid]) {
+      try {
+        if (pid) Deno.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  }, 5_000);
   try {
     const stderr = new Response(child.stderr).text();
     const dec = new TextDecoder();
     let stdout = "";
-    let sent = false;
     for await (const chunk of child.stdout) {
       stdout += dec.decode(chunk, { stream: true });
-      if (!sent && stdout.includes("ready\n")) {
+      const m = /^ready (\d+)\n/.exec(stdout);
+      if (m && !shPid) {
+        shPid = Number(m[1]);
         child.kill(sig);
-        sent = true;
       }
     }
     const status = await child.status;
-    return { code: status.code, signal: status.signal, stdout, stderr: await stderr };
+    return {
+      code: status.code,
+      signal: status.signal,
+      stdout: stdout.replace(/^ready \d+\n/, "ready\n"),
+      stderr: await stderr,
+    };
   } finally {
     clearTimeout(guard);
   }
@@ -176,7 +194,6 @@ Deno.test("runWithEnv: SIGTERM sent to the driver reaches the child", async () =
 Deno.test("runWithEnv: SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded", async () => {
   await withDriver(async (driver) => {
     for (const sig of ["SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const) {
-      console.log("trying", sig);
       const r = await signalThroughDriver(driver, sig);
       assert.equal(r.stdout, `ready\ngot ${sig.slice(3)}\n`, `${sig}: ${r.stderr}`);
       assert.equal(r.signal, null, sig);
