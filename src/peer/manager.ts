@@ -493,6 +493,8 @@ export class PeerManager {
       e.refusedByPeer = false;
     }
     if (!e.live) this.#scheduleDial(e, 0);
+    // A relayed session (e.g. one the peer opened) tries the direct address it now has.
+    else if (changed && p.address && e.live.sc.transport === "relay") this.#scheduleDirect(e);
   }
 
   #unconfigure(

@@ -71,11 +71,13 @@ export class SecretsSync {
       for (const b of added) {
         if (b.body.type !== "member_added") continue;
         const fp = b.body.member.fingerprint;
+        const joined = fp === this.#teams.fingerprint;
         for (const p of this.#bus.connectedPeers()) {
           if (!this.#teams.isMember(team, p.fingerprint)) continue;
-          if (fp === this.#teams.fingerprint || p.fingerprint === fp) {
-            this.#sendHeads(p.fingerprint, team, SyncType.opsHeads);
-          }
+          // Having just joined, ask every member for what we lack: whatever they sent before
+          // our chain listed us (heads, pushed ops) was dropped as coming from a non-member.
+          if (joined) this.#sendHeads(p.fingerprint, team, SyncType.opsWant);
+          else if (p.fingerprint === fp) this.#sendHeads(p.fingerprint, team, SyncType.opsHeads);
         }
       }
     });

@@ -77,8 +77,10 @@ export class TeamSync {
   }
 
   #onConnected(peer: PeerRef): void {
-    for (const chain of this.#teams.sharedWith(peer.fingerprint)) {
-      this.#sendHeads(peer.fingerprint, chain, SyncType.teamHeads);
+    for (const chain of this.#teams.chains()) {
+      if (this.#serves(chain, peer.fingerprint)) {
+        this.#sendHeads(peer.fingerprint, chain, SyncType.teamHeads);
+      }
     }
     for (const join of this.#joins.values()) {
       if (join.code.inviter.fingerprint === peer.fingerprint) {
@@ -102,7 +104,11 @@ export class TeamSync {
   /** Our blocks go out at once; blocks we got from a peer are announced to the others. */
   #onChange(team: string, added: Block[], source: string | null): void {
     const chain = this.#teams.chain(team);
-    if (!chain || !this.#teams.isMember(team, this.#teams.fingerprint)) return;
+    const me = this.#teams.fingerprint;
+    // Our own leave block still goes out: it is how the others learn that we left.
+    const leaving = source === null &&
+      added.some((b) => b.body.type === "member_left" && b.body.author === me);
+    if (!chain || (!leaving && !this.#teams.isMember(team, me))) return;
     for (const peer of this.#members(chain, source)) {
       if (source === null) {
         this.#sendBlocks(peer.fingerprint, chain, added);
@@ -134,12 +140,22 @@ export class TeamSync {
       heads.length > MAX_HEADS || !heads.every((h) => typeof h === "string" && HEX64.test(h))
     ) return this.#drop("malformed");
     const chain = this.#teams.chain(team);
-    if (!chain || !this.#shares(chain, from.fingerprint)) return this.#drop("not_member");
+    if (!chain || !this.#serves(chain, from.fingerprint)) return this.#drop("not_member");
     if (want) {
       this.#sendBlocks(from.fingerprint, chain, chain.missingFor(heads as string[]));
     } else if ((heads as string[]).some((h) => !chain.has(h))) {
       this.#sendHeads(from.fingerprint, chain, SyncType.teamWant);
     }
+  }
+
+  /**
+   * Whether `fp` gets this chain from us: we share the team, or we left it and `fp` is still in
+   * it (so it can still fetch our member_left block).
+   */
+  #serves(chain: TeamChain, fp: string): boolean {
+    const me = this.#teams.fingerprint;
+    if (!this.#teams.isMember(chain.id, fp)) return false;
+    return this.#teams.isMember(chain.id, me) || chain.state().former.get(me)?.reason === "left";
   }
 
   #shares(chain: TeamChain, fp: string): boolean {

@@ -135,6 +135,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "team: a newcomer to a team with a long history receives the values set before it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await TeamCluster.with("team-history", async (c) => {
+      await Promise.all(["a", "n"].map((n) => c.add(n)));
+      await c.ok("a", "team", "create", TEAM);
+      // History: 30 invites (never used) make a chain the newcomer needs a while to check.
+      const invites = await Promise.all(Array.from({ length: 30 }, () => c.invite("a", TEAM)));
+      assert.equal(new Set(invites.map((i) => i.id)).size, 30);
+      await c.ok("a", "env", "set", "OLD_ONE=from-before", "OLD_TWO=also-before", "--team", TEAM);
+      const inv = await c.invite("a", TEAM);
+      await c.join("n", inv.code!);
+      await c.waitMembers(["a", "n"], TEAM, { a: "admin", n: "member" });
+      await waitFor(
+        "n reads both values set before it joined",
+        async () =>
+          (await tryGet(c, "n", "OLD_ONE")) === "from-before\n" &&
+          (await tryGet(c, "n", "OLD_TWO")) === "also-before\n",
+        5000,
+      );
+      assert.deepEqual((await c.envList("n", TEAM)).map((r) => [r.key, r.readable]), [
+        ["OLD_ONE", true],
+        ["OLD_TWO", true],
+      ]);
+    });
+  },
+});
+
+Deno.test({
   name: "team: a value set on one member is readable on the others within 1 s",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -371,7 +401,14 @@ Deno.test({
         const viaRelay = (await c.peers("j")).find((p) => p.fingerprint === c.fp("a"));
         assert.ok(viaRelay, "j lists a as a peer");
         assert.equal(viaRelay.state, "connected");
-        assert.equal(viaRelay.transport, "relay");
+        const jLog = c.daemons.get("j")!.log;
+        assert.match(jLog, /peer connected peer=a .*transport=relay/, "j reached a by the relay");
+        assert.doesNotMatch(jLog, /peer connected peer=a .*transport=tcp/);
+        // a itself may move the session to j's (reachable) address later; until then it is
+        // the relayed one.
+        if (!/peer session moved to a direct connection peer=a/.test(jLog)) {
+          assert.equal(viaRelay.transport, "relay");
+        }
         await c.waitMembers(["a", "j"], TEAM, { a: "admin", j: "member" });
         // The relayed session carries the team's secrets too.
         await c.ok("a", "env", "set", "RELAYED=yes", "--team", TEAM);
@@ -431,6 +468,11 @@ Deno.test({
 
       const flagged = (await c.envList("a", TEAM)).find((r) => r.key === "SHARED")!;
       assert.equal(flagged.rotate, true, "a value c could read is due for rotation");
+      await waitFor(
+        "b flags SHARED for rotation too",
+        async () => (await c.envList("b", TEAM)).find((r) => r.key === "SHARED")?.rotate === true,
+        5000,
+      );
       // The remaining members still read it.
       assert.equal(await tryGet(c, "b", "SHARED"), "c-knows-this\n");
 

@@ -54,6 +54,7 @@ export interface PeerRow {
 export interface NodeInfo {
   home: string;
   listen: string;
+  metrics: string;
   fingerprint: string;
 }
 
@@ -76,7 +77,7 @@ export class TeamCluster {
     } catch (err) {
       // The cluster's directory goes away; the logs are kept (outside it) for the report.
       const path = await Deno.makeTempFile({ prefix: `den-${prefix}-`, suffix: ".log" });
-      await Deno.writeTextFile(path, c.logs());
+      await Deno.writeTextFile(path, `${await c.diagnostics()}\n${c.logs()}`);
       const message = err instanceof Error ? err.message : String(err);
       throw new Error(`${message}\n(daemon logs: ${path})`, { cause: err });
     } finally {
@@ -101,8 +102,8 @@ export class TeamCluster {
   /** `den init` (no passphrase, free loopback ports) and, unless told not to, the daemon. */
   async add(name: string, extra: string[] = [], start = true): Promise<NodeInfo> {
     const home = this.home(name);
-    const { listen, fingerprint } = await initNode(home, name, extra);
-    const info = { home, listen, fingerprint };
+    const { listen, metrics, fingerprint } = await initNode(home, name, extra);
+    const info = { home, listen, metrics, fingerprint };
     this.nodes.set(name, info);
     if (start) await this.start(name);
     return info;
@@ -193,6 +194,26 @@ export class TeamCluster {
     } catch (err) {
       throw new Error(`${(err as Error).message}; wanted ${want}, last seen ${last}`);
     }
+  }
+
+  /** Each running node's sync drop and rejection counters (from its metrics), for reports. */
+  async diagnostics(): Promise<string> {
+    const out: string[] = [];
+    for (const name of this.daemons.keys()) {
+      const metrics = this.nodes.get(name)?.metrics;
+      if (!metrics || metrics === "off") continue;
+      try {
+        const text = await (await fetch(`http://${metrics}/metrics`)).text();
+        const lines = text.split("\n").filter((l) =>
+          /^den_(sync_messages_dropped|ops_rejected|team_blocks_rejected|ops_added)_total\{/
+            .test(l)
+        );
+        out.push(`== ${name} metrics ==`, ...lines);
+      } catch (err) {
+        out.push(`== ${name} metrics: ${err} ==`);
+      }
+    }
+    return out.join("\n");
   }
 
   /** What every daemon (running or stopped) logged, for failure reports. */
