@@ -105,7 +105,14 @@ export class SecretsService {
       if (!chain) continue;
       const rows = this.#o.store.ops(team.id);
       const ops: Op[] = [];
-      const bad: { env: string; author: string; seq: number; code: string; message: string }[] = [];
+      const bad: {
+        env: string;
+        author: string;
+        seq: number;
+        hash: string | null;
+        code: string;
+        message: string;
+      }[] = [];
       for (const row of rows) {
         try {
           const op = parseOp(row.bytes);
@@ -128,12 +135,23 @@ export class SecretsService {
         const verdict = verdicts[i] ?? log.add(op);
         if (verdict !== "added" && verdict !== "duplicate") {
           cut.add(chainKey);
-          bad.push({ ...op.body, code: verdict, message: `stored op rejected: ${verdict}` });
+          bad.push({
+            ...op.body,
+            hash: op.hash,
+            code: verdict,
+            message: `stored op rejected: ${verdict}`,
+          });
         }
       });
       for (const b of bad) {
         this.#o.store.deleteOpsFrom(team.id, b.env, b.author, b.seq);
-        this.#reject(team.id, null, "den.db", b.code, b.message);
+        this.#reject(
+          team.id,
+          b.hash,
+          "den.db",
+          b.code,
+          `${b.env}/${b.author.slice(0, 16)}#${b.seq}: ${b.message}`,
+        );
       }
     }
   }

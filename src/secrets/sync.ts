@@ -77,7 +77,7 @@ export class SecretsSync {
           // Having just joined, ask every member for what we lack: whatever they sent before
           // our chain listed us (heads, pushed ops) was dropped as coming from a non-member.
           if (joined) this.#sendHeads(p.fingerprint, team, SyncType.opsWant);
-          else if (p.fingerprint === fp) this.#sendHeads(p.fingerprint, team, SyncType.opsHeads);
+          else if (p.fingerprint === fp) this.#sendHeads(p.fingerprint, team, SyncType.opsWant);
         }
       }
     });

@@ -8,6 +8,7 @@
  * ones a concurrent block made invalid (docs/TEAMS.md "Acceptance").
  */
 import type { Ed25519Verifier } from "../crypto/sign.ts";
+import { MAX_PARENTS } from "./types.ts";
 import { shortFingerprint } from "../identity/fingerprint.ts";
 import { RecordError } from "../wire/signed_record.ts";
 import {
@@ -164,7 +165,8 @@ export class TeamChain {
 
   /** Parents for a new local block: the current heads. */
   parentsForNew(): string[] {
-    return this.heads();
+    // Past MAX_PARENTS concurrent heads, the next local blocks merge the rest.
+    return this.heads().slice(0, MAX_PARENTS);
   }
 
   /** Every stored block in fold order: by height, then by hash. */

@@ -38,6 +38,7 @@ export class TeamService {
   readonly #verifier = new Ed25519Verifier();
   readonly #chains = new Map<string, TeamChain>();
   readonly #changeHandlers: TeamChangeHandler[] = [];
+  #writing: Promise<unknown> = Promise.resolve();
 
   constructor(opts: TeamServiceOptions) {
     this.#o = opts;
@@ -72,9 +73,11 @@ export class TeamService {
       }
       const genesis = parsed.find((b) => b.hash === team.id);
       if (!genesis) {
-        this.#o.log.error("team chain has no valid genesis block; it will be fetched again", {
-          team: team.name,
-        });
+        this.#o.log.error(
+          "team chain has no valid genesis block (den.db was damaged): the team cannot be " +
+            "loaded; ask an admin for a new invite and join again",
+          { team: team.name, id: team.id },
+        );
         continue;
       }
       let chain: TeamChain;
@@ -218,7 +221,21 @@ export class TeamService {
   }
 
   /** Signs and appends a block of ours; a block the chain refuses is an error for the user. */
-  async append(
+  /** One local block at a time: each names the heads the one before it left. */
+  append(
+    chain: TeamChain,
+    body: DistributiveOmit<BlockBody, "v" | "team" | "author" | "parents" | "ts">,
+  ): Promise<Block> {
+    return this.#serial(() => this.#append(chain, body));
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#writing.then(fn);
+    this.#writing = run.catch(() => {});
+    return run;
+  }
+
+  async #append(
     chain: TeamChain,
     body: DistributiveOmit<BlockBody, "v" | "team" | "author" | "parents" | "ts">,
   ): Promise<Block> {
@@ -267,7 +284,16 @@ export class TeamService {
   }
 
   /** Proposes an invite and keeps its one-time key; returns the proposal block. */
-  async proposeInvite(
+  proposeInvite(
+    chain: TeamChain,
+    role: Role,
+    envs: string[],
+    expiresInMs: number,
+  ): Promise<Block> {
+    return this.#serial(() => this.#proposeInvite(chain, role, envs, expiresInMs));
+  }
+
+  async #proposeInvite(
     chain: TeamChain,
     role: Role,
     envs: string[],
@@ -379,15 +405,19 @@ export class TeamService {
     const res = await chain.add(blocks, this.#verifier);
     for (const r of res.rejected) this.#report(chain.id, r.hash, source, r.code, r.message);
     if (res.added.length > 0) {
-      if (!this.#chains.has(chain.id)) {
-        this.#chains.set(chain.id, chain);
-        this.#o.store.putTeam(chain.id, chain.state().name, this.#now());
-      }
-      this.#o.store.putBlocks(
-        chain.id,
-        res.added.map((b) => ({ hash: b.hash, bytes: b.record.bytes })),
-        this.#now(),
-      );
+      // A chain new to this node (a join): its genesis came from chainFromGenesis, not from
+      // chain.add, so it is not in res.added; without it the chain cannot be loaded again.
+      const fresh = !this.#chains.has(chain.id);
+      const toStore = fresh ? [chain.genesis, ...res.added] : res.added;
+      this.#o.store.tx(() => {
+        if (fresh) this.#o.store.putTeam(chain.id, chain.state().name, this.#now());
+        this.#o.store.putBlocks(
+          chain.id,
+          toStore.map((b) => ({ hash: b.hash, bytes: b.record.bytes })),
+          this.#now(),
+        );
+      });
+      if (fresh) this.#chains.set(chain.id, chain);
       this.#changed(chain.id, res.added, source);
     }
     return { added: res.added, missing: res.missing };

@@ -140,7 +140,12 @@ export class TeamSync {
       heads.length > MAX_HEADS || !heads.every((h) => typeof h === "string" && HEX64.test(h))
     ) return this.#drop("malformed");
     const chain = this.#teams.chain(team);
-    if (!chain || !this.#serves(chain, from.fingerprint)) return this.#drop("not_member");
+    if (!chain) return this.#drop("not_member");
+    if (!this.#serves(chain, from.fingerprint)) {
+      // Not a member as far as our chain knows, but it proved the team in the handshake: our
+      // chain may have lost blocks (den.db edited). Ask for them; never answer such a peer.
+      if (want || !this.#mayLearnFrom(chain, from)) return this.#drop("not_member");
+    }
     if (want) {
       this.#sendBlocks(from.fingerprint, chain, chain.missingFor(heads as string[]));
     } else if ((heads as string[]).some((h) => !chain.has(h))) {
@@ -158,6 +163,17 @@ export class TeamSync {
     return this.#teams.isMember(chain.id, me) || chain.state().former.get(me)?.reason === "left";
   }
 
+  /**
+   * Whom we take heads and blocks from: a member, or a peer whose handshake proved it is in the
+   * team while our chain does not list it. Every block is verified on its own (signature, author
+   * as the chain knows it), so learning from that peer is safe.
+   */
+  #mayLearnFrom(chain: TeamChain, from: PeerRef): boolean {
+    return this.#shares(chain, from.fingerprint) ||
+      (this.#teams.isMember(chain.id, this.#teams.fingerprint) &&
+        from.sharedTeams.includes(chain.id));
+  }
+
   #shares(chain: TeamChain, fp: string): boolean {
     return this.#teams.isMember(chain.id, this.#teams.fingerprint) &&
       this.#teams.isMember(chain.id, fp);
@@ -173,7 +189,7 @@ export class TeamSync {
     const join = this.#joins.get(team);
     let chain = this.#teams.chain(team) ?? join?.chain ?? null;
     const fromInviter = join?.code.inviter.fingerprint === from.fingerprint;
-    if (!fromInviter && (!chain || !this.#shares(chain, from.fingerprint))) {
+    if (!fromInviter && (!chain || !this.#mayLearnFrom(chain, from))) {
       return this.#drop("not_member");
     }
     if (!chain && join && records.length > 0) {

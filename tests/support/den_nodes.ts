@@ -167,6 +167,16 @@ export class Node {
     );
   }
 
+  /** Fails, with the daemon's log, unless `den team list` shows this node in `team`. */
+  async assertMember(team = "acme"): Promise<void> {
+    const teams = await this.json<{ name: string; state: string }[]>("team", "list");
+    assert.ok(
+      teams.some((t) => t.name === team && t.state === "member"),
+      `${this.name} is not in team ${team} after its restart: den team list = ` +
+        `${JSON.stringify(teams)}\nits log:\n${this.lastLog}`,
+    );
+  }
+
   /** `den env get KEY`: the value, or null when it fails. */
   async get(key: string, team = "acme"): Promise<string | null> {
     const r = await this.den("env", "get", key, "--team", team);
