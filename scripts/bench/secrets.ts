@@ -24,10 +24,12 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-function line(what: string, got: number, target: number, unit: string): void {
+function line(what: string, got: number, target: number | null, unit: string): void {
+  const figure = `${what.padEnd(44)} ${got.toFixed(1).padStart(8)} ${unit}`;
+  if (target === null) return console.log(figure);
   const ratio = got / target;
   console.log(
-    `${what.padEnd(44)} ${got.toFixed(1).padStart(8)} ${unit}   target ≤ ${target} ${unit}` +
+    `${figure}   target ≤ ${target} ${unit}` +
       `   (${ratio.toFixed(2)}× of target${ratio <= 1 ? ", met" : ", MISSED"})`,
   );
 }
@@ -113,7 +115,7 @@ for (const n of [5, 10]) {
     const lat = await latency(clients);
     console.log(`${n} daemons: den ping round trip (median) ${floor.toFixed(2)} ms`);
     line(`set → visible on all ${n}: p50`, pct(lat, 50), 50, "ms");
-    line(`set → visible on all ${n}: p99`, pct(lat, 99), 200, "ms");
+    line(`set → visible on all ${n}: p99`, pct(lat, 99), null, "ms");
     if (n === 10) {
       const pairs = Array.from(
         { length: 500 },

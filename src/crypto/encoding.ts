@@ -5,7 +5,6 @@
  */
 
 const HEX = "0123456789abcdef";
-const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const B32 = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -35,19 +34,21 @@ function hexValue(c: number): number {
   return -1;
 }
 
-/** Standard base64 with '=' padding. */
+/** Standard base64 with '=' padding (the runtime's native encoder: ops carry a lot of it). */
 export function toBase64(bytes: Uint8Array): string {
-  const s = encodeBits(bytes, B64, 6);
-  return s + "=".repeat((4 - (s.length % 4)) % 4);
+  return bytes.toBase64();
 }
 
 /** Requires the padded, canonical form (no whitespace, no stray bits). */
 export function fromBase64(text: string): Uint8Array {
   if (text.length % 4 !== 0) throw new SyntaxError("base64: length is not a multiple of 4");
-  const body = text.replace(/={1,2}$/, "");
-  if (body.length % 4 === 1) throw new SyntaxError("base64: bad length");
-  if ((body.length + 3) >> 2 << 2 !== text.length) throw new SyntaxError("base64: bad padding");
-  return decodeBits(body, b64Index, 6, "base64");
+  // The native decoder skips ASCII whitespace; one value must have exactly one text form.
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw new SyntaxError("base64: invalid character");
+  try {
+    return Uint8Array.fromBase64(text, { lastChunkHandling: "strict" });
+  } catch {
+    throw new SyntaxError("base64: bad padding or stray bits");
+  }
 }
 
 /** base64url without padding (RFC 4648 §5), as used in JWK and URLs. */
@@ -111,12 +112,6 @@ function decodeBits(
   // Leftover bits must be zero, or two texts would decode to the same bytes.
   if ((acc & ((1 << bits) - 1)) !== 0) throw new SyntaxError(`${name}: non-zero trailing bits`);
   return out;
-}
-
-function b64Index(c: number): number {
-  if (c === 43) return 62; // +
-  if (c === 47) return 63; // /
-  return alnumIndex(c);
 }
 
 function b64UrlIndex(c: number): number {

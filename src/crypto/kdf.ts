@@ -5,7 +5,7 @@
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { argon2id } from "hash-wasm";
-import { hkdfSync } from "node:crypto";
+import { createHash, hkdfSync } from "node:crypto";
 import { utf8 } from "./encoding.ts";
 
 export interface Argon2Params {
@@ -67,6 +67,7 @@ export function hmacSha256(key: Uint8Array, msg: Uint8Array): Uint8Array {
   return hmac(nobleSha256, key, msg);
 }
 
+/** node:crypto's native SHA-256: records and fingerprints are hashed on every sync. */
 export function sha256(bytes: Uint8Array): Uint8Array {
-  return nobleSha256(bytes);
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
 }

@@ -29,6 +29,7 @@ import { TeamSync } from "../team/sync.ts";
 import { SecretsService } from "../secrets/service.ts";
 import { SecretsSync } from "../secrets/sync.ts";
 import { RewrapWatch } from "../secrets/rewrap_watch.ts";
+import { SerialQueue } from "../util/serial_queue.ts";
 import { isRelayAddress, teamPeers } from "./team_peers.ts";
 import { teamHandlers } from "./team_ipc.ts";
 import { envHandlers } from "./env_ipc.ts";
@@ -143,11 +144,19 @@ export class Daemon {
       blocked: (fp) => teams.blocked(fp),
     });
     const bus = this.#peers;
-    this.#teamSync = new TeamSync({ teams, bus, log: log.child("sync"), metrics: this.#metrics });
+    const queue = new SerialQueue();
+    this.#teamSync = new TeamSync({
+      teams,
+      bus,
+      queue,
+      log: log.child("sync"),
+      metrics: this.#metrics,
+    });
     this.#secretsSync = new SecretsSync({
       secrets,
       teams,
       bus,
+      queue,
       log: log.child("sync"),
       metrics: this.#metrics,
     });

@@ -15,6 +15,7 @@ import { hkdfSha256 } from "../crypto/kdf.ts";
 import {
   MLKEM768_CIPHERTEXT_BYTES,
   mlkemEncapsulate,
+  mlkemEncapsulateNative,
   mlkemEphemeral,
   mlkemEphemeralDecapsulate,
   x25519Ephemeral,
@@ -176,19 +177,24 @@ export function deriveKek(
   }
 }
 
-/** Wraps K for one reader: a fresh ephemeral X25519 key and a fresh ML-KEM encapsulation. */
-export function wrapDataKey(
+/**
+ * Wraps K for one reader: a fresh ephemeral X25519 key and a fresh ML-KEM encapsulation (native
+ * WebCrypto, unless a test vector fixes the ML-KEM randomness).
+ */
+export async function wrapDataKey(
   dataKey: Uint8Array,
   reader: Recipient,
   context: Uint8Array,
   inputs: WrapInputs = {},
-): WrappedKey {
+): Promise<WrappedKey> {
   checkLength(dataKey, DATA_KEY_BYTES, "data key");
   const seed = inputs.ephemeralSeed ?? randomBytes(EPHEMERAL_BYTES);
   const eph = x25519Ephemeral(checkLength(seed, EPHEMERAL_BYTES, "ephemeral seed"));
   if (inputs.ephemeralSeed === undefined) seed.fill(0);
   const ss1 = x25519EphemeralShared(eph.privateKey, reader.x25519);
-  const { cipherText, sharedSecret: ss2 } = mlkemEncapsulate(reader.mlkem768, inputs.kemRandomness);
+  const { cipherText, sharedSecret: ss2 } = inputs.kemRandomness
+    ? mlkemEncapsulate(reader.mlkem768, inputs.kemRandomness)
+    : await mlkemEncapsulateNative(reader.mlkem768);
   const kek = deriveKek(ss1, ss2, eph.publicKey, cipherText, reader.fingerprint, context);
   ss1.fill(0);
   ss2.fill(0);

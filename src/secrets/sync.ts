@@ -9,6 +9,7 @@ import type { MetricsRegistry } from "../metrics/registry.ts";
 import type { PeerBus } from "../peer/bus.ts";
 import type { PeerRef } from "../peer/manager.ts";
 import type { TeamService } from "../team/service.ts";
+import { SerialQueue } from "../util/serial_queue.ts";
 import { decodeSync, encodeSync, packSync, SyncType } from "../wire/sync.ts";
 import type { Op } from "./op.ts";
 import type { SecretsService } from "./service.ts";
@@ -17,10 +18,17 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const MAX_HEADS = 4096;
 /** Announcements after received ops are coalesced over this long. */
 const ANNOUNCE_DELAY_MS = 50;
+/**
+ * Ops that came straight from their author were also pushed by it to every member it reaches:
+ * announcing them is only for members it does not reach, so it can wait and stay out of the way.
+ */
+const ANNOUNCE_DIRECT_DELAY_MS = 1000;
 
 type Heads = { author: string; env: string; seq: number }[];
 
 export interface SecretsSyncOptions {
+  /** Shared by the team and secrets sync, so messages are handled in arrival order. */
+  queue?: SerialQueue;
   secrets: SecretsService;
   teams: TeamService;
   bus: PeerBus;
@@ -42,6 +50,7 @@ export class SecretsSync {
     this.#o = opts;
     this.#bus = opts.bus;
     this.#teams = opts.teams;
+    const queue = opts.queue ?? new SerialQueue();
     const on = (
       type: number,
       fn: (from: PeerRef, h: Record<string, unknown>, r: Uint8Array[]) => unknown,
@@ -53,8 +62,9 @@ export class SecretsSync {
         } catch {
           return this.#drop("malformed");
         }
-        Promise.resolve(fn(from, msg.header, msg.records)).catch((err) =>
-          this.#o.log.warn("ops sync failed", { peer: from.name, error: String(err) })
+        queue.push(
+          () => fn(from, msg.header, msg.records),
+          (err) => this.#o.log.warn("ops sync failed", { peer: from.name, error: String(err) }),
         );
       });
     on(SyncType.opsHeads, (from, h) => this.#onHeads(from, h, false));
@@ -117,18 +127,22 @@ export class SecretsSync {
     if (!pending) {
       pending = {
         except: new Set(),
-        timer: setTimeout(() => {
-          this.#announce.delete(team);
-          for (const p of this.#members(team)) {
-            if (!pending!.except.has(p.fingerprint)) {
-              this.#sendHeads(p.fingerprint, team, SyncType.opsHeads);
+        timer: setTimeout(
+          () => {
+            this.#announce.delete(team);
+            for (const p of this.#members(team)) {
+              if (!pending!.except.has(p.fingerprint)) {
+                this.#sendHeads(p.fingerprint, team, SyncType.opsHeads);
+              }
             }
-          }
-        }, ANNOUNCE_DELAY_MS),
+          },
+          ops.every((o) => o.body.author === source) ? ANNOUNCE_DIRECT_DELAY_MS : ANNOUNCE_DELAY_MS,
+        ),
       };
       this.#announce.set(team, pending);
     }
     pending.except.add(source);
+    for (const o of ops) pending.except.add(o.body.author);
   }
 
   #shared(team: unknown, fp: string): team is string {

@@ -13,6 +13,7 @@ import type { MetricsRegistry } from "../metrics/registry.ts";
 import type { PeerBus } from "../peer/bus.ts";
 import type { PeerRef } from "../peer/manager.ts";
 import { raceTimeout, TIMED_OUT } from "../util/timeout.ts";
+import { SerialQueue } from "../util/serial_queue.ts";
 import { decodeSync, encodeSync, packSync, SyncType } from "../wire/sync.ts";
 import type { Block } from "./block.ts";
 import type { TeamChain } from "./chain.ts";
@@ -31,6 +32,8 @@ interface PendingJoin {
 }
 
 export interface TeamSyncOptions {
+  /** Shared by the team and secrets sync, so messages are handled in arrival order. */
+  queue?: SerialQueue;
   teams: TeamService;
   bus: PeerBus;
   log: Logger;
@@ -51,6 +54,7 @@ export class TeamSync {
     this.#bus = opts.bus;
     this.#now = opts.now ?? Date.now;
     opts.metrics.counter("den_sync_messages_dropped_total", "Sync messages dropped, by reason.");
+    const queue = opts.queue ?? new SerialQueue();
     const on = (type: number, fn: (from: PeerRef, m: ReturnType<typeof decodeSync>) => unknown) =>
       this.#bus.onMessage(type, (from, payload) => {
         let msg;
@@ -59,8 +63,9 @@ export class TeamSync {
         } catch {
           return this.#drop("malformed");
         }
-        Promise.resolve(fn(from, msg)).catch((err) =>
-          this.#o.log.warn("team sync failed", { peer: from.name, error: String(err) })
+        queue.push(
+          () => fn(from, msg),
+          (err) => this.#o.log.warn("team sync failed", { peer: from.name, error: String(err) }),
         );
       });
     on(SyncType.teamHeads, (from, m) => this.#onHeads(from, m.header, false));

@@ -134,7 +134,7 @@ Deno.test("envelope: the test vector in docs/SECRETS.md", async () => {
   const kek = deriveKek(ss1, kem.sharedSecret, eph.publicKey, kem.cipherText, readerFp, context);
   assert.equal(toHex(kek), field("kek"));
 
-  const wrap = wrapDataKey(dataKey, recipientOf(reader.publicKeys), context, {
+  const wrap = await wrapDataKey(dataKey, recipientOf(reader.publicKeys), context, {
     ephemeralSeed: hex("ephemeral seed"),
     kemRandomness: hex("ml-kem randomness"),
     nonce: hex("wrap nonce"),
@@ -366,7 +366,7 @@ Deno.test("envelope: unwrap refuses other contexts, readers and bad ephemeral ke
   const [a, b] = await Promise.all([member(1), member(2)]);
   const dataKey = newDataKey();
   const ctx = opContext({ team: TEAM, env: "prod", author: a.fp, seq: 1 });
-  const wrap = wrapDataKey(dataKey, a.recipient, ctx);
+  const wrap = await wrapDataKey(dataKey, a.recipient, ctx);
   assert.deepEqual(await unwrapDataKey(wrap, a.reader, ctx), dataKey);
   const other = opContext({ team: TEAM, env: "prod", author: a.fp, seq: 2 });
   assert.equal(await unwrapDataKey(wrap, a.reader, other), null);
@@ -376,7 +376,7 @@ Deno.test("envelope: unwrap refuses other contexts, readers and bad ephemeral ke
   assert.equal(await unwrapDataKey({ ...wrap, kem: wrap.kem.subarray(1) }, a.reader, ctx), null);
   assert.equal(await unwrapDataKey({ ...wrap, key: wrap.key.subarray(1) }, a.reader, ctx), null);
   // Fresh ephemerals: wrapping twice gives unrelated wraps.
-  const again = wrapDataKey(dataKey, a.recipient, ctx);
+  const again = await wrapDataKey(dataKey, a.recipient, ctx);
   assert.notDeepEqual(again.eph, wrap.eph);
   assert.notDeepEqual(again.kem, wrap.kem);
 });
