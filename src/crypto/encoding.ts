@@ -51,6 +51,25 @@ export function fromBase64(text: string): Uint8Array {
   }
 }
 
+/**
+ * The length fromBase64 would return, without decoding: the same canonical-form checks (length,
+ * alphabet, padding, zero stray bits), for validating large fields cheaply.
+ */
+export function base64Length(text: string): number {
+  if (text.length % 4 !== 0) throw new SyntaxError("base64: length is not a multiple of 4");
+  if (!/^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) {
+    throw new SyntaxError("base64: invalid character or padding");
+  }
+  const pad = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  if (pad > 0) {
+    // The last data character carries 2 (one '=') or 4 (two) bits that must be zero.
+    const c = text.charCodeAt(text.length - pad - 1);
+    const v = c === 43 ? 62 : c === 47 ? 63 : alnumIndex(c);
+    if ((v & (pad === 2 ? 0x0f : 0x03)) !== 0) throw new SyntaxError("base64: stray bits");
+  }
+  return (text.length / 4) * 3 - pad;
+}
+
 /** base64url without padding (RFC 4648 §5), as used in JWK and URLs. */
 export function toBase64Url(bytes: Uint8Array): string {
   return encodeBits(bytes, B64URL, 6);
