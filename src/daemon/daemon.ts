@@ -29,7 +29,7 @@ import { TeamSync } from "../team/sync.ts";
 import { SecretsService } from "../secrets/service.ts";
 import { SecretsSync } from "../secrets/sync.ts";
 import { RewrapWatch } from "../secrets/rewrap_watch.ts";
-import { SerialQueue } from "../util/serial_queue.ts";
+import { SyncInbox } from "../peer/sync_inbox.ts";
 import { isRelayAddress, teamPeers } from "./team_peers.ts";
 import { teamHandlers } from "./team_ipc.ts";
 import { envHandlers } from "./env_ipc.ts";
@@ -144,21 +144,19 @@ export class Daemon {
       blocked: (fp) => teams.blocked(fp),
     });
     const bus = this.#peers;
-    const queue = new SerialQueue();
+    const inbox = new SyncInbox(bus, this.#metrics, log.child("sync"));
     this.#teamSync = new TeamSync({
       teams,
       bus,
-      queue,
+      inbox,
       log: log.child("sync"),
-      metrics: this.#metrics,
     });
     this.#secretsSync = new SecretsSync({
       secrets,
       teams,
       bus,
-      queue,
+      inbox,
       log: log.child("sync"),
-      metrics: this.#metrics,
     });
     this.#rewrap = new RewrapWatch(teams, secrets, log.child("secrets"));
     teams.onChange(() => this.#applyTeams());

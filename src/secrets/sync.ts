@@ -5,12 +5,11 @@
  * member at once. Only members of the team (per this node's chain) take part.
  */
 import type { Logger } from "../log/logger.ts";
-import type { MetricsRegistry } from "../metrics/registry.ts";
 import type { PeerBus } from "../peer/bus.ts";
 import type { PeerRef } from "../peer/manager.ts";
 import type { TeamService } from "../team/service.ts";
-import { SerialQueue } from "../util/serial_queue.ts";
-import { decodeSync, encodeSync, packSync, SyncType } from "../wire/sync.ts";
+import type { SyncInbox } from "../peer/sync_inbox.ts";
+import { encodeSync, packSync, SyncType } from "../wire/sync.ts";
 import type { Op } from "./op.ts";
 import type { SecretsService } from "./service.ts";
 
@@ -27,13 +26,12 @@ const ANNOUNCE_DIRECT_DELAY_MS = 1000;
 type Heads = { author: string; env: string; seq: number }[];
 
 export interface SecretsSyncOptions {
-  /** Shared by the team and secrets sync, so messages are handled in arrival order. */
-  queue?: SerialQueue;
+  /** Shared with the team sync, so messages are handled in arrival order. */
+  inbox: SyncInbox;
   secrets: SecretsService;
   teams: TeamService;
   bus: PeerBus;
   log: Logger;
-  metrics: MetricsRegistry;
 }
 
 export class SecretsSync {
@@ -50,23 +48,11 @@ export class SecretsSync {
     this.#o = opts;
     this.#bus = opts.bus;
     this.#teams = opts.teams;
-    const queue = opts.queue ?? new SerialQueue();
+    const inbox = opts.inbox;
     const on = (
       type: number,
       fn: (from: PeerRef, h: Record<string, unknown>, r: Uint8Array[]) => unknown,
-    ) =>
-      this.#bus.onMessage(type, (from, payload) => {
-        let msg;
-        try {
-          msg = decodeSync(payload);
-        } catch {
-          return this.#drop("malformed");
-        }
-        queue.push(
-          () => fn(from, msg.header, msg.records),
-          (err) => this.#o.log.warn("ops sync failed", { peer: from.name, error: String(err) }),
-        );
-      });
+    ) => inbox.on(type, "ops", (from, m) => fn(from, m.header, m.records));
     on(SyncType.opsHeads, (from, h) => this.#onHeads(from, h, false));
     on(SyncType.opsWant, (from, h) => this.#onHeads(from, h, true));
     on(SyncType.ops, (from, h, r) => this.#onOps(from, h, r));
@@ -101,7 +87,7 @@ export class SecretsSync {
   }
 
   #drop(reason: string): void {
-    this.#o.metrics.inc("den_sync_messages_dropped_total", { reason });
+    this.#o.inbox.drop(reason);
   }
 
   #members(team: string): PeerRef[] {

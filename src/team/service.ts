@@ -238,6 +238,7 @@ export class TeamService {
   async #append(
     chain: TeamChain,
     body: DistributiveOmit<BlockBody, "v" | "team" | "author" | "parents" | "ts">,
+    beforeAdd?: (block: Block) => void,
   ): Promise<Block> {
     this.#requireMember(chain);
     const full = {
@@ -249,6 +250,7 @@ export class TeamService {
       ts: this.#now(),
     } as BlockBody;
     const block = await createBlock(this.#o.identity.signing, full);
+    beforeAdd?.(block);
     const res = await chain.add([block], this.#verifier);
     if (res.added.length === 0) {
       const r = res.rejected[0];
@@ -318,31 +320,16 @@ export class TeamService {
       expires: this.#now() + expiresInMs,
     };
     // Keep the key before the proposal exists anywhere, so an approval can never outrun it.
-    const block = await createBlock(this.#o.identity.signing, {
-      v: 1,
-      team: chain.id,
-      author: this.#o.fingerprint,
-      parents: chain.parentsForNew(),
-      ts: this.#now(),
-      type: "propose",
-      proposal,
-    });
-    this.#o.store.putInvite(block.hash, chain.id, seed, this.#now());
-    const res = await chain.add([block], this.#verifier);
-    if (res.added.length === 0) {
-      this.#o.store.deleteInvite(block.hash);
-      throw new DenError(
-        res.rejected[0]?.code ?? "rejected",
-        res.rejected[0]?.message ?? "refused",
-      );
+    let hash = "";
+    try {
+      return await this.#append(chain, { type: "propose", proposal }, (block) => {
+        hash = block.hash;
+        this.#o.store.putInvite(block.hash, chain.id, seed, this.#now());
+      });
+    } catch (err) {
+      if (hash) this.#o.store.deleteInvite(hash);
+      throw err;
     }
-    this.#o.store.putBlocks(
-      chain.id,
-      [{ hash: block.hash, bytes: block.record.bytes }],
-      this.#now(),
-    );
-    this.#changed(chain.id, res.added, null);
-    return block;
   }
 
   propose(chain: TeamChain, proposal: ProposalBody): Promise<Block> {

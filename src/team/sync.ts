@@ -9,12 +9,11 @@ import { fromBase64, toBase64 } from "../crypto/encoding.ts";
 import { ed25519FromSeed, ed25519Sign } from "../crypto/sign.ts";
 import { DenError, Exit } from "../errors.ts";
 import type { Logger } from "../log/logger.ts";
-import type { MetricsRegistry } from "../metrics/registry.ts";
 import type { PeerBus } from "../peer/bus.ts";
 import type { PeerRef } from "../peer/manager.ts";
 import { raceTimeout, TIMED_OUT } from "../util/timeout.ts";
-import { SerialQueue } from "../util/serial_queue.ts";
-import { decodeSync, encodeSync, packSync, SyncType } from "../wire/sync.ts";
+import type { SyncInbox } from "../peer/sync_inbox.ts";
+import { encodeSync, packSync, type SyncMessage, SyncType } from "../wire/sync.ts";
 import type { Block } from "./block.ts";
 import type { TeamChain } from "./chain.ts";
 import type { InviteCode } from "./invite_code.ts";
@@ -32,12 +31,11 @@ interface PendingJoin {
 }
 
 export interface TeamSyncOptions {
-  /** Shared by the team and secrets sync, so messages are handled in arrival order. */
-  queue?: SerialQueue;
+  /** Shared with the secrets sync, so messages are handled in arrival order. */
+  inbox: SyncInbox;
   teams: TeamService;
   bus: PeerBus;
   log: Logger;
-  metrics: MetricsRegistry;
   now?: () => number;
 }
 
@@ -53,21 +51,8 @@ export class TeamSync {
     this.#teams = opts.teams;
     this.#bus = opts.bus;
     this.#now = opts.now ?? Date.now;
-    opts.metrics.counter("den_sync_messages_dropped_total", "Sync messages dropped, by reason.");
-    const queue = opts.queue ?? new SerialQueue();
-    const on = (type: number, fn: (from: PeerRef, m: ReturnType<typeof decodeSync>) => unknown) =>
-      this.#bus.onMessage(type, (from, payload) => {
-        let msg;
-        try {
-          msg = decodeSync(payload);
-        } catch {
-          return this.#drop("malformed");
-        }
-        queue.push(
-          () => fn(from, msg),
-          (err) => this.#o.log.warn("team sync failed", { peer: from.name, error: String(err) }),
-        );
-      });
+    const on = (type: number, fn: (from: PeerRef, m: SyncMessage) => unknown) =>
+      opts.inbox.on(type, "team", fn);
     on(SyncType.teamHeads, (from, m) => this.#onHeads(from, m.header, false));
     on(SyncType.teamWant, (from, m) => this.#onHeads(from, m.header, true));
     on(SyncType.teamBlocks, (from, m) => this.#onBlocks(from, m.header, m.records));
@@ -78,7 +63,7 @@ export class TeamSync {
   }
 
   #drop(reason: string): void {
-    this.#o.metrics.inc("den_sync_messages_dropped_total", { reason });
+    this.#o.inbox.drop(reason);
   }
 
   #onConnected(peer: PeerRef): void {
