@@ -6,6 +6,7 @@
  *   - no changed M2, M3 or record is ever accepted, and a changed M1 never yields a session.
  * Mutations come from a seeded PRNG, so a failure is reproducible from the seed it reports.
  */
+import { prng } from "./prng.ts";
 import { toHex } from "../../src/crypto/encoding.ts";
 import { generateIdentity, type Identity } from "../../src/identity/keys.ts";
 import { decodeIdentityBlock, MAX_HANDSHAKE_MESSAGE } from "../../src/session/codec.ts";
@@ -39,18 +40,6 @@ export class FuzzFailure extends Error {
     super(`${message} (seed ${seed}; input ${input.length} bytes: ${toHex(input.slice(0, 64))}…)`);
     this.name = "FuzzFailure";
   }
-}
-
-/** mulberry32: a tiny seeded PRNG for reproducible mutations (not for keys). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 class Mutator {

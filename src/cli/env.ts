@@ -7,7 +7,14 @@ import type { TeamSummary } from "../team/views.ts";
 import type { CommandContext } from "./context.ts";
 import { findLink, formatLink, LINK_FILE } from "./den_toml.ts";
 import { oneOfFlag, positiveIntFlag, usageError } from "./flag_values.ts";
-import { formatRows, printError, printJson, printWarning, writeOut } from "./output.ts";
+import {
+  formatRows,
+  printError,
+  printJson,
+  printResult,
+  printWarning,
+  writeOut,
+} from "./output.ts";
 import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION, type OptionSpec } from "./spec.ts";
 
 const WHERE_OPTIONS: Record<string, OptionSpec> = {
@@ -103,26 +110,22 @@ export const envListCommand: CommandSpec = {
   permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
     const rows = await call(ctx, "env.list", { show: ctx.bool("show") }) as EnvEntryView[];
-    if (ctx.bool("json")) {
-      printJson(rows);
-      return 0;
-    }
-    if (rows.length === 0) {
-      writeOut("no variables set here yet: den env set KEY=VALUE\n");
-      return 0;
-    }
-    writeOut(formatRows(
-      ["KEY", "VALUE", "VERSION", "AUTHOR", "UPDATED", ""],
-      rows.map((r) => [
-        r.key,
-        !r.readable ? "(not readable by you)" : r.value ?? "••••••••",
-        String(r.version),
-        r.author,
-        r.updated.replace("T", " ").slice(0, 19),
-        r.rotate ? "ROTATE: a former member could read it" : "",
-      ]),
-    ));
-    return 0;
+    return printResult(
+      ctx.bool("json"),
+      rows,
+      (rows) =>
+        rows.length === 0 ? "no variables set here yet: den env set KEY=VALUE\n" : formatRows(
+          ["KEY", "VALUE", "VERSION", "AUTHOR", "UPDATED", ""],
+          rows.map((r) => [
+            r.key,
+            !r.readable ? "(not readable by you)" : r.value ?? "••••••••",
+            String(r.version),
+            r.author,
+            r.updated.replace("T", " ").slice(0, 19),
+            r.rotate ? "ROTATE: a former member could read it" : "",
+          ]),
+        ),
+    );
   },
 };
 
@@ -150,22 +153,18 @@ export const envHistoryCommand: CommandSpec = {
   permissions: CLIENT_PERMISSIONS,
   async run(ctx) {
     const rows = await call(ctx, "env.history", { key: ctx.args[0] }) as HistoryView[];
-    if (ctx.bool("json")) {
-      printJson(rows);
-      return 0;
-    }
-    writeOut(formatRows(
-      ["KEY", "VERSION", "ACTION", "AUTHOR", "AT", ""],
-      rows.map((r) => [
-        r.key,
-        String(r.version),
-        r.action,
-        r.author,
-        r.at.replace("T", " ").slice(0, 19),
-        r.current ? "current" : "",
-      ]),
-    ));
-    return 0;
+    return printResult(ctx.bool("json"), rows, (rows) =>
+      formatRows(
+        ["KEY", "VERSION", "ACTION", "AUTHOR", "AT", ""],
+        rows.map((r) => [
+          r.key,
+          String(r.version),
+          r.action,
+          r.author,
+          r.at.replace("T", " ").slice(0, 19),
+          r.current ? "current" : "",
+        ]),
+      ));
   },
 };
 

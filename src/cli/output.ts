@@ -61,3 +61,10 @@ export function formatRows(head: string[], rows: string[][]): string {
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   return [line(head), ...rows.map(line)].join("\n") + "\n";
 }
+
+/** One JSON document with --json, else the text `render` makes of the same value. */
+export function printResult<T>(json: boolean, value: T, render: (v: T) => string): number {
+  if (json) printJson(value);
+  else writeOut(render(value));
+  return 0;
+}

@@ -2,7 +2,7 @@
 import { callDaemon } from "../ipc/client.ts";
 import type { MemberView, ProposalView, TeamSummary } from "../team/views.ts";
 import { durationFlag, oneOfFlag } from "./flag_values.ts";
-import { formatRows, printJson, writeOut } from "./output.ts";
+import { formatRows, printResult } from "./output.ts";
 import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION } from "./spec.ts";
 import type { CommandContext } from "./context.ts";
 
@@ -19,11 +19,8 @@ function call(
   return callDaemon(ctx.paths.socket, method, params, ms);
 }
 
-/** Prints `value` as JSON with --json, else the text `render` makes. */
 function show<T>(ctx: CommandContext, value: T, render: (v: T) => string): number {
-  if (ctx.bool("json")) printJson(value);
-  else writeOut(render(value));
-  return 0;
+  return printResult(ctx.bool("json"), value, render);
 }
 
 export const teamCreateCommand: CommandSpec = {

@@ -1,4 +1,5 @@
 /** Dotenv parsing and serialising: the syntax rules, their errors, the bounds and round trips. */
+import { prng } from "../../scripts/lib/prng.ts";
 import assert from "node:assert/strict";
 import {
   DotenvError,
@@ -30,18 +31,6 @@ function failure(text: string): DotenvError {
     return e;
   }
   assert.fail(`${JSON.stringify(text)} was accepted`);
-}
-
-/** mulberry32: a small seeded PRNG so the random cases are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // Every character the syntax gives a meaning to, plus non-ASCII and invisible ones.
