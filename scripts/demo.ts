@@ -4,11 +4,11 @@
  * status, peers and pings; then alice makes a team, invites bob and carol, and a secret set on
  * alice is read on carol (through the relay) and bob; stop everything, clean up.
  */
-import { DaemonProcess, den, denCommand, freePort, initNode, waitFor } from "./lib/den_process.ts";
+import { DaemonProcess, den, initNode, startRelay, waitFor } from "./lib/den_process.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "den-demo-" });
 const daemons: DaemonProcess[] = [];
-let relay: Deno.ChildProcess | null = null;
+let relay: { stop: () => Promise<void> } | null = null;
 
 function step(text: string): void {
   console.log(`\n== ${text}`);
@@ -69,20 +69,10 @@ try {
   await show(["peers", "verify", a, "--home", `${dir}/${b}`]);
 
   step("start a relay (on a VPS in real life) for a node nobody can dial");
-  const relayPort = freePort();
-  const url = `ws://127.0.0.1:${relayPort}`;
-  console.log(`$ den relay --listen 127.0.0.1:${relayPort} --metrics off`);
-  relay = denCommand(["relay", "--listen", `127.0.0.1:${relayPort}`, "--metrics", "off"]).spawn();
-  relay.stdout.cancel();
-  relay.stderr.cancel();
-  await waitFor(
-    "the relay",
-    () =>
-      fetch(`http://127.0.0.1:${relayPort}/healthz`).then(async (r) => {
-        await r.body?.cancel();
-        return r.ok;
-      }, () => false),
-  );
+  const started = await startRelay();
+  relay = started;
+  const url = started.url;
+  console.log(`$ den relay --listen ${url.slice("ws://".length)} --metrics off`);
   step("carol knows only alice's fingerprint and the relay; alice adds the relay to her config");
   const carolHome = `${dir}/carol`;
   const carol = await initNode(carolHome, "carol", ["--relay", url]);
@@ -147,7 +137,6 @@ try {
   );
 } finally {
   for (const d of daemons) await d.stop();
-  relay?.kill("SIGTERM");
-  await relay?.status;
+  await relay?.stop();
   await Deno.remove(dir, { recursive: true });
 }

@@ -77,23 +77,29 @@ export async function waitFor(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** A daemon child process whose stderr (its log) is collected. */
+/** A daemon child process whose stderr (its log) and stdout are collected. */
 export class DaemonProcess {
   readonly child: Deno.ChildProcess;
   readonly home: string;
   #log = "";
-  readonly #logDone: Promise<void>;
+  #stdout = "";
+  #gone = false;
+  readonly #outputDone: Promise<void>;
   readonly exited: Promise<Deno.CommandStatus>;
 
   private constructor(home: string, child: Deno.ChildProcess) {
     this.home = home;
     this.child = child;
     this.exited = child.status;
-    this.#logDone = (async () => {
+    this.exited.then(() => this.#gone = true);
+    const collect = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
       const dec = new TextDecoder();
-      for await (const chunk of child.stderr) this.#log += dec.decode(chunk, { stream: true });
-    })();
-    child.stdout.cancel();
+      for await (const chunk of stream) add(dec.decode(chunk, { stream: true }));
+    };
+    this.#outputDone = Promise.all([
+      collect(child.stderr, (s) => this.#log += s),
+      collect(child.stdout, (s) => this.#stdout += s),
+    ]).then(() => {});
   }
 
   /** Starts `den daemon --home HOME` and waits until `den status` answers. */
@@ -109,15 +115,25 @@ export class DaemonProcess {
     return d;
   }
 
-  /** What the daemon has logged so far. */
+  /** What the daemon has logged so far (stderr). */
   get log(): string {
     return this.#log;
+  }
+
+  /** What the daemon has written to stdout (nothing, normally). */
+  get stdout(): string {
+    return this.#stdout;
+  }
+
+  /** The process has exited. */
+  get gone(): boolean {
+    return this.#gone;
   }
 
   /** Waits for the process to end and its whole log to be read. */
   async finished(): Promise<{ status: Deno.CommandStatus; log: string }> {
     const status = await this.exited;
-    await this.#logDone;
+    await this.#outputDone;
     return { status, log: this.#log };
   }
 
@@ -170,4 +186,33 @@ export async function initNode(
   const fingerprint: string =
     JSON.parse(await Deno.readTextFile(`${home}/identity.pub`)).fingerprint;
   return { listen, metrics, output: r.stdout, fingerprint };
+}
+
+/** A `den relay` child process on a free loopback port, up once /healthz answers. */
+export async function startRelay(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = freePort();
+  const child = denCommand(["relay", "--listen", `127.0.0.1:${port}`, "--metrics", "off"])
+    .spawn();
+  child.stdout.cancel();
+  child.stderr.cancel();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+  };
+  try {
+    await waitFor(
+      "den relay /healthz",
+      () =>
+        fetch(`http://127.0.0.1:${port}/healthz`).then(async (r) => {
+          await r.body?.cancel();
+          return r.ok;
+        }, () => false),
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `ws://127.0.0.1:${port}`, stop };
 }

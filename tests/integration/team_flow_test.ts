@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { freePort, waitFor } from "../../scripts/lib/den_process.ts";
+import { freePort, startRelay, waitFor } from "../../scripts/lib/den_process.ts";
 import { readKeystore } from "../../src/identity/keystore.ts";
 import { decodeInvite, encodeInvite } from "../../src/team/invite_code.ts";
-import { sleep, startRelay, TeamCluster } from "../support/team_cluster.ts";
+import { sleep, TeamCluster } from "../support/team_cluster.ts";
 
 const TEAM = "acme";
 

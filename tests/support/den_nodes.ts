@@ -5,54 +5,13 @@
  */
 import assert from "node:assert/strict";
 import {
+  DaemonProcess,
   den,
-  denCommand,
   type DenResult,
   initNode,
   waitFor,
 } from "../../scripts/lib/den_process.ts";
 import type { PeerView } from "../../src/peer/view.ts";
-
-/** A running `den daemon` whose stdout and stderr are both collected. */
-export class DaemonRun {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly #done: Promise<void>;
-  readonly exited: Promise<Deno.CommandStatus>;
-  #gone = false;
-
-  constructor(child: Deno.ChildProcess) {
-    this.child = child;
-    this.exited = child.status;
-    this.exited.then(() => this.#gone = true);
-    const dec1 = new TextDecoder(), dec2 = new TextDecoder();
-    this.#done = Promise.all([
-      (async () => {
-        for await (const c of child.stdout) this.stdout += dec1.decode(c, { stream: true });
-      })(),
-      (async () => {
-        for await (const c of child.stderr) this.stderr += dec2.decode(c, { stream: true });
-      })(),
-    ]).then(() => {});
-  }
-
-  get gone(): boolean {
-    return this.#gone;
-  }
-
-  kill(signal: Deno.Signal): void {
-    try {
-      this.child.kill(signal);
-    } catch { /* already gone */ }
-  }
-
-  async finished(): Promise<Deno.CommandStatus> {
-    const s = await this.exited;
-    await this.#done;
-    return s;
-  }
-}
 
 export class Node {
   readonly home: string;
@@ -60,7 +19,7 @@ export class Node {
   fingerprint = "";
   listen = "";
   /** Every daemon run of this node, oldest first. */
-  readonly runs: DaemonRun[] = [];
+  readonly runs: DaemonProcess[] = [];
 
   constructor(dir: string, name: string) {
     this.home = `${dir}/${name}`;
@@ -82,37 +41,29 @@ export class Node {
     return `${this.home}/den.db`;
   }
 
-  get daemon(): DaemonRun | undefined {
+  get daemon(): DaemonProcess | undefined {
     const last = this.runs.at(-1);
     return last && !last.gone ? last : undefined;
   }
 
   /** All the daemon has written, every run (stdout and stderr). */
   get output(): string {
-    return this.runs.map((r) => r.stdout + r.stderr).join("\n");
+    return this.runs.map((r) => r.stdout + r.log).join("\n");
   }
 
   /** stderr (the log) of every run. */
   get log(): string {
-    return this.runs.map((r) => r.stderr).join("\n");
+    return this.runs.map((r) => r.log).join("\n");
   }
 
   /** The log of the latest run. */
   get lastLog(): string {
-    return this.runs.at(-1)?.stderr ?? "";
+    return this.runs.at(-1)?.log ?? "";
   }
 
   async start(): Promise<void> {
     assert.equal(this.daemon, undefined, `${this.name} is already running`);
-    const run = new DaemonRun(denCommand(["daemon", "--home", this.home]).spawn());
-    this.runs.push(run);
-    await waitFor(`daemon ${this.name}`, async () => {
-      if (run.gone) {
-        await run.finished();
-        throw new Error(`daemon ${this.name} exited early:\n${run.stderr}`);
-      }
-      return (await den(["status", "--home", this.home])).code === 0;
-    });
+    this.runs.push(await DaemonProcess.start(this.home));
   }
 
   /** Graceful stop through `den goodbye`; waits for the process to end. */
@@ -121,8 +72,8 @@ export class Node {
     if (!run) return;
     const r = await this.den("goodbye");
     assert.equal(r.code, 0, `den goodbye ${this.name}: ${r.stderr}`);
-    const status = await run.finished();
-    assert.equal(status.code, 0, `${this.name} exit after goodbye:\n${run.stderr}`);
+    const { status, log } = await run.finished();
+    assert.equal(status.code, 0, `${this.name} exit after goodbye:\n${log}`);
   }
 
   /** SIGKILL, no cleanup at all. */

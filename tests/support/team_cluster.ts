@@ -7,9 +7,7 @@ import assert from "node:assert/strict";
 import {
   DaemonProcess,
   den,
-  denCommand,
   type DenResult,
-  freePort,
   initNode,
   waitFor,
 } from "../../scripts/lib/den_process.ts";
@@ -227,35 +225,6 @@ export class TeamCluster {
     this.daemons.clear();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
-}
-
-/** A `den relay` child process on a free loopback port, up once /healthz answers. */
-export async function startRelay(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = freePort();
-  const child = denCommand(["relay", "--listen", `127.0.0.1:${port}`, "--metrics", "off"])
-    .spawn();
-  child.stdout.cancel();
-  child.stderr.cancel();
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await child.status;
-  };
-  try {
-    await waitFor(
-      "den relay /healthz",
-      () =>
-        fetch(`http://127.0.0.1:${port}/healthz`).then(async (r) => {
-          await r.body?.cancel();
-          return r.ok;
-        }, () => false),
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { url: `ws://127.0.0.1:${port}`, stop };
 }
 
 /** Resolves after `ms`. */
