@@ -2,9 +2,17 @@
  * `deno task demo`: den nodes on this machine, in a temporary directory — init, start the daemons,
  * connect alice and bob directly, then carol (no address at all) to alice through a relay, show
  * status, peers and pings; then alice makes a team, invites bob and carol, and a secret set on
- * alice is read on carol (through the relay) and bob; stop everything, clean up.
+ * alice is read on carol (through the relay) and bob; alice messages carol over the mesh; two
+ * people chat in a relay room with no daemon at all; stop everything, clean up.
  */
-import { DaemonProcess, den, initNode, startRelay, waitFor } from "./lib/den_process.ts";
+import {
+  DaemonProcess,
+  den,
+  denCommand,
+  initNode,
+  startRelay,
+  waitFor,
+} from "./lib/den_process.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "den-demo-" });
 const daemons: DaemonProcess[] = [];
@@ -14,9 +22,10 @@ function step(text: string): void {
   console.log(`\n== ${text}`);
 }
 
-async function show(args: string[]): Promise<string> {
-  console.log(`$ den ${args.join(" ")}`);
-  const r = await den(args);
+async function show(args: string[], stdin?: string): Promise<string> {
+  const typed = stdin ? `echo ${JSON.stringify(stdin.trim())} | ` : "";
+  console.log(`$ ${typed}den ${args.join(" ")}`);
+  const r = await den(args, { stdin });
   const out = (r.stdout + r.stderr).trimEnd();
   if (out) console.log(out.replace(/^/gm, "  "));
   if (r.code !== 0) throw new Error(`den ${args[0]} exited ${r.code}`);
@@ -128,15 +137,54 @@ try {
   await show(["env", "list", "--team", "acme", "--home", home(b)]);
   await show(["team", "log", "acme", "--home", home(b)]);
 
+  step("team chat: alice writes to carol over the mesh; carol opens her chat later");
+  await show(["chat", "@carol", "--home", home(a)], "the database moved to db2, see you at 3\n");
+  await show(["chat", "@alice", "--home", home("carol")], "");
+
+  step("room chat: two people, a room code and the relay; no daemon, nothing on disk");
+  await roomChat(url);
+
   for (const name of [...nodes, "carol"]) {
     step(`stop ${name}`);
     await show(["goodbye", "--home", `${dir}/${name}`]);
   }
   step(
-    "done: three nodes, sessions direct and through a blind relay, a team sharing a secret",
+    "done: three nodes, sessions direct and through a blind relay, a team sharing a secret, chat",
   );
 } finally {
   for (const d of daemons) await d.stop();
   await relay?.stop();
   await Deno.remove(dir, { recursive: true });
+}
+
+/** Two `den chat ROOM` clients without a terminal: each sends a line, then the first quits. */
+async function roomChat(url: string): Promise<void> {
+  const room = "DEMOROOM42";
+  const people = ["one", "two"].map((who) => {
+    console.log(`$ den chat ${room} --relay ${url}        # person ${who}`);
+    const child = denCommand(["chat", room, "--relay", url], { stdin: "" }).spawn();
+    const writer = child.stdin.getWriter();
+    let out = "";
+    const read = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (t) => void (out += t) }),
+    );
+    child.stderr.cancel();
+    const say = (line: string) => writer.write(new TextEncoder().encode(`${line}\n`));
+    return { who, child, say, writer, read, output: () => out };
+  });
+  await people[0].say("hello from person one");
+  await people[1].say("hi one, the words match");
+  for (const p of people) {
+    await waitFor(
+      `person ${p.who} to get a message`,
+      () => Promise.resolve(p.output().includes("peer:")),
+    );
+  }
+  await people[0].say("/quit");
+  for (const p of people) {
+    await p.writer.close().catch(() => {});
+    await p.child.status;
+    await p.read;
+    console.log(`  person ${p.who}:\n${p.output().trimEnd().replace(/^/gm, "    ")}`);
+  }
 }

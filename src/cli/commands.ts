@@ -5,6 +5,7 @@ import { doctorCommand } from "./doctor.ts";
 import { initCommand } from "./init.ts";
 import { PEER_COMMANDS } from "./peers.ts";
 import { relayCommand } from "./relay.ts";
+import { chatCommand } from "./chat.ts";
 import { TEAM_COMMANDS } from "./team.ts";
 import { ENV_COMMANDS } from "./env.ts";
 import type { CommandSpec } from "./spec.ts";
@@ -20,6 +21,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   reloadCommand,
   goodbyeCommand,
   doctorCommand,
+  chatCommand,
   relayCommand,
   versionCommand,
 ];

@@ -33,6 +33,8 @@ import { SyncInbox } from "../peer/sync_inbox.ts";
 import { isRelayAddress, teamPeers } from "./team_peers.ts";
 import { teamHandlers } from "./team_ipc.ts";
 import { envHandlers } from "./env_ipc.ts";
+import { chatHandlers } from "./chat_ipc.ts";
+import { MemberChatService } from "../chat/member_service.ts";
 import type { InviteCode } from "../team/invite_code.ts";
 
 export interface DaemonOptions {
@@ -65,6 +67,7 @@ export class Daemon {
   #secrets: SecretsService | null = null;
   #secretsSync: SecretsSync | null = null;
   #rewrap: RewrapWatch | null = null;
+  #chat: MemberChatService | null = null;
   /** Inviters of joins in progress: peers (and relays) until the join completes. */
   readonly #inviters = new Map<string, InviteCode>();
   #ipc: IpcServer | null = null;
@@ -159,6 +162,8 @@ export class Daemon {
       log: log.child("sync"),
     });
     this.#rewrap = new RewrapWatch(teams, secrets, log.child("secrets"));
+    const peers = this.#peers;
+    this.#chat = new MemberChatService({ bus, peers: () => peers.list(), log: log.child("chat") });
     teams.onChange(() => this.#applyTeams());
     this.#peers.start();
     this.#applyTeams();
@@ -259,6 +264,7 @@ export class Daemon {
         joinTimeoutMs: JOIN_TIMEOUT_MS,
       }).map(([m, fn]) => [m, this.#afterJoin(m, fn)] as const),
       ...envHandlers({ teams, secrets: this.#secrets! }),
+      ...chatHandlers(this.#chat!),
       ["status", () => this.status()],
       ["reload", () => this.reload()],
       ["peers", () => this.#peerManager().list()],
@@ -405,6 +411,7 @@ export class Daemon {
     // Peers first: they are told goodbye while the rest still runs.
     this.#rewrap?.stop();
     this.#secretsSync?.stop();
+    this.#chat?.close();
     await this.#peers?.stop();
     await Promise.allSettled([this.#ipc?.close(), this.#metricsServer?.close()]);
     this.#store?.close();

@@ -5,5 +5,6 @@ export interface PeerBus {
   send(fingerprint: string, type: number, payload: Uint8Array): boolean;
   onMessage(type: number, handler: ServiceHandler): void;
   onConnected(handler: (peer: PeerRef) => void): void;
+  onDisconnected(handler: (fingerprint: string) => void): void;
   connectedPeers(): PeerRef[];
 }

@@ -172,6 +172,7 @@ export class PeerManager {
   readonly #entries = new Map<string, Entry>();
   readonly #services = new Map<number, ServiceHandler>();
   readonly #connectedHandlers: ((peer: PeerRef) => void)[] = [];
+  readonly #disconnectedHandlers: ((fingerprint: string) => void)[] = [];
   /** Live sessions by peer fingerprint: `send` is on the per-packet path, so no scan. */
   readonly #live = new Map<string, Live>();
   /** Live sessions by attach id, for direct connections that join a relayed session. */
@@ -347,6 +348,11 @@ export class PeerManager {
   /** Called with each peer whose session (re)starts, after the trust checks. */
   onConnected(handler: (peer: PeerRef) => void): void {
     this.#connectedHandlers.push(handler);
+  }
+
+  /** Called with a peer's fingerprint when its session ends (and no other replaced it). */
+  onDisconnected(handler: (fingerprint: string) => void): void {
+    this.#disconnectedHandlers.push(handler);
   }
 
   #applyPeers(source: "config" | "team", peers: PeerConfig[]): void {
@@ -881,7 +887,9 @@ export class PeerManager {
     if (live) this.#byAttachId.set(live.attachId, e);
     if (!fp) return;
     if (live) this.#live.set(fp, live);
-    else this.#live.delete(fp);
+    else if (this.#live.delete(fp)) {
+      for (const handler of this.#disconnectedHandlers) handler(fp);
+    }
   }
 
   #closeLive(e: Entry, why: CloseReason): void {
