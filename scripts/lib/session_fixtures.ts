@@ -10,6 +10,19 @@ import {
   ResponderHandshake,
 } from "../../src/session/handshake.ts";
 
+/**
+ * X25519 public keys that make the shared secret public (RFC 7748 §6.1): the small-order points
+ * and their non-canonical encodings. Every key agreement must refuse them.
+ */
+export const X25519_LOW_ORDER_POINTS: readonly string[] = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+  "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+];
+
 /** A team id made of one repeated hex digit, e.g. team("2") = "22…2" (64 characters). */
 export function team(digit: string): string {
   return digit.repeat(64);

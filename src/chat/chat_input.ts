@@ -1,4 +1,5 @@
 /** What a typed line means: a message, or one of the chat commands. */
+import type { ChatView } from "./chat_view.ts";
 
 export type ChatLine =
   | { type: "message"; text: string }
@@ -15,6 +16,30 @@ export const CHAT_HELP = [
   "/help       this list",
   "//text      send a message that starts with /",
 ].join("\n");
+
+/** What each kind of chat does with the commands that differ between them. */
+export interface ChatLineHandlers {
+  message(text: string): void;
+  verify(): void;
+  verified(): void;
+  quit(): void;
+}
+
+/** Runs one typed line: blank lines do nothing, /help and unknown commands are answered here. */
+export function handleChatLine(text: string, view: ChatView, h: ChatLineHandlers): void {
+  const line = parseChatLine(text);
+  switch (line.type) {
+    case "message":
+      if (line.text.trim() !== "") h.message(line.text);
+      return;
+    case "help":
+      return view.notice(CHAT_HELP);
+    case "unknown":
+      return view.problem(`unknown command ${line.command}: /help lists them`);
+    default:
+      return h[line.type]();
+  }
+}
 
 export function parseChatLine(text: string): ChatLine {
   if (!text.startsWith("/")) return { type: "message", text };

@@ -6,7 +6,7 @@ import { DenError, Exit } from "../errors.ts";
 import { callDaemon, IpcClient } from "../ipc/client.ts";
 import type { VerifyResult } from "../ipc/results.ts";
 import { SerialQueue } from "../util/serial_queue.ts";
-import { CHAT_HELP, parseChatLine } from "./chat_input.ts";
+import { handleChatLine } from "./chat_input.ts";
 import type { ChatView } from "./chat_view.ts";
 import type { ChatPoll, ChatSendResult } from "./member_service.ts";
 import { charCount, MAX_MESSAGE_CHARS } from "./states.ts";
@@ -119,26 +119,16 @@ class MemberChat {
   }
 
   #line(text: string): void {
-    const view = this.#o.view;
-    const line = parseChatLine(text);
-    switch (line.type) {
-      case "message":
-        if (line.text.trim() === "") return;
-        return this.#send(line.text);
-      case "help":
-        return view.notice(CHAT_HELP);
-      case "verify":
-        return void this.#verify();
-      case "verified":
-        return view.notice(
+    handleChatLine(text, this.#o.view, {
+      message: (text) => this.#send(text),
+      verify: () => void this.#verify(),
+      verified: () =>
+        this.#o.view.notice(
           `${this.#peer}'s identity comes from the team chain; /verify shows the words of the ` +
             `peer session to compare by voice`,
-        );
-      case "quit":
-        return this.#finish(Exit.ok);
-      case "unknown":
-        return view.problem(`unknown command ${line.command}: /help lists them`);
-    }
+        ),
+      quit: () => this.#finish(Exit.ok),
+    });
   }
 
   #send(text: string): void {

@@ -4,7 +4,7 @@
  */
 import { Exit } from "../errors.ts";
 import { randomBytes } from "../crypto/random.ts";
-import { CHAT_HELP, parseChatLine } from "./chat_input.ts";
+import { handleChatLine } from "./chat_input.ts";
 import type { ChatView } from "./chat_view.ts";
 import { type ChatEffect, type ChatMode, RoomSession } from "./room_session.ts";
 
@@ -176,28 +176,22 @@ class RoomChat {
 
   #line(text: string): void {
     const view = this.#o.view;
-    const line = parseChatLine(text);
-    switch (line.type) {
-      case "message":
-        if (line.text.trim() === "") return;
-        if (view.interactive) return this.#apply(this.#session.send(line.text));
+    handleChatLine(text, view, {
+      message: (text) => {
+        if (view.interactive) return this.#apply(this.#session.send(text));
         // Scripts may pipe lines in before the other person arrives, or faster than the rate.
-        this.#queue.push(line.text);
-        return this.#flush();
-      case "help":
-        return view.notice(CHAT_HELP);
-      case "verify":
-        return this.#showWords();
-      case "verified":
+        this.#queue.push(text);
+        this.#flush();
+      },
+      verify: () => this.#showWords(),
+      verified: () => {
         if (!this.#session.verifyWords()) return view.problem("nothing to verify yet");
         this.#verified = true;
         this.#showStatus();
-        return view.notice("marked as verified: the words matched");
-      case "quit":
-        return this.#apply(this.#session.quit());
-      case "unknown":
-        return view.problem(`unknown command ${line.command}: /help lists them`);
-    }
+        view.notice("marked as verified: the words matched");
+      },
+      quit: () => this.#apply(this.#session.quit()),
+    });
   }
 
   #showWords(): void {

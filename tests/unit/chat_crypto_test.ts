@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import nacl from "tweetnacl";
 import { prng } from "../../scripts/lib/prng.ts";
+import { X25519_LOW_ORDER_POINTS } from "../../scripts/lib/session_fixtures.ts";
 import {
   BOX_NONCE_BYTES,
   BOX_TAG_BYTES,
@@ -278,14 +279,10 @@ Deno.test("key exchange: revealed keys must match their commitment, length and k
 
 Deno.test("key exchange: low-order X25519 points and short ML-KEM ciphertexts are refused", () => {
   const secret = seeded(4)(32);
+  // ...and p + 1, a non-canonical encoding of the point 1, which noble also refuses.
   for (
     const hex of [
-      "0000000000000000000000000000000000000000000000000000000000000000",
-      "0100000000000000000000000000000000000000000000000000000000000000",
-      "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-      "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+      ...X25519_LOW_ORDER_POINTS,
       "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
     ]
   ) violation(() => x25519Agree(secret, fromHex(hex)), /X25519 public key/);

@@ -18,6 +18,7 @@ import {
   x25519EphemeralShared,
 } from "../../src/crypto/kem.ts";
 import { DenError } from "../../src/errors.ts";
+import { X25519_LOW_ORDER_POINTS } from "../../scripts/lib/session_fixtures.ts";
 
 const range = (start: number, n: number) => Uint8Array.from({ length: n }, (_, i) => start + i);
 
@@ -128,15 +129,7 @@ Deno.test("x25519Ephemeral: RFC 7748 §6.1 vector, equal to @noble/curves", () =
 
 Deno.test("x25519EphemeralShared: low-order and malformed peer keys are bad_peer_key", () => {
   const own = x25519Ephemeral(range(7, 32)).privateKey;
-  const lowOrder = [
-    "0000000000000000000000000000000000000000000000000000000000000000",
-    "0100000000000000000000000000000000000000000000000000000000000000",
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-  ];
-  for (const hex of lowOrder) {
+  for (const hex of X25519_LOW_ORDER_POINTS) {
     assert.throws(
       () => x25519EphemeralShared(own, fromHex(hex)),
       (e: unknown) => e instanceof DenError && e.code === "bad_peer_key",
