@@ -40,10 +40,31 @@ export interface ChatView {
 
 const encoder = new TextEncoder();
 
-function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
-  const bytes = encoder.encode(text);
-  let off = 0;
-  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+/**
+ * Writes to the terminal or a pipe. When the reader goes away (`den chat … | head -1`), the chat
+ * ends like a /quit instead of failing on the next line.
+ */
+class Output {
+  #gone = false;
+  #onGone: (() => void) | null = null;
+
+  whenGone(fn: () => void): void {
+    this.#onGone = fn;
+    if (this.#gone) fn();
+  }
+
+  write(file: { writeSync(p: Uint8Array): number }, text: string): void {
+    if (this.#gone) return;
+    const bytes = encoder.encode(text);
+    try {
+      let off = 0;
+      while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+      this.#gone = true;
+      this.#onGone?.();
+    }
+  }
 }
 
 /** NO_COLOR (https://no-color.org): present and not empty disables color. */
@@ -54,8 +75,10 @@ export function colorWanted(): boolean {
 /** Plain lines: `peer: text` for messages, `* text` for notices, problems on stderr. */
 export class LineView implements ChatView {
   readonly interactive = false;
+  readonly #out = new Output();
 
   start(input: ChatInput): void {
+    this.#out.whenGone(() => input.quit());
     (async () => {
       const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
       let rest = "";
@@ -73,17 +96,17 @@ export class LineView implements ChatView {
   }
 
   notice(text: string): void {
-    for (const line of displayLines(text)) writeAll(Deno.stdout, `* ${line}\n`);
+    for (const line of displayLines(text)) this.#out.write(Deno.stdout, `* ${line}\n`);
   }
 
   incoming(from: string, text: string): void {
-    for (const line of displayLines(text)) writeAll(Deno.stdout, `${from}: ${line}\n`);
+    for (const line of displayLines(text)) this.#out.write(Deno.stdout, `${from}: ${line}\n`);
   }
 
   outgoing(_text: string): void {}
 
   problem(text: string): void {
-    writeAll(Deno.stderr, `den: ${text}\n`);
+    this.#out.write(Deno.stderr, `den: ${text}\n`);
   }
 
   status(_status: ChatStatus): void {}
@@ -107,6 +130,7 @@ export class TerminalView implements ChatView {
   readonly interactive = true;
   readonly #color: boolean;
   readonly #editor = new LineEditor(MAX_MESSAGE_CHARS);
+  readonly #out = new Output();
   #status: ChatStatus | null = null;
   #footer = false;
   #printed = false;
@@ -118,6 +142,7 @@ export class TerminalView implements ChatView {
   }
 
   start(input: ChatInput): void {
+    this.#out.whenGone(() => input.quit());
     Deno.stdin.setRaw(true);
     this.#raw = true;
     try {
@@ -134,7 +159,7 @@ export class TerminalView implements ChatView {
           if (action.type === "submit") {
             if (action.text.trim() !== "") input.line(action.text);
           } else if (action.type === "quit") input.quit();
-          else if (action.type === "bell") writeAll(Deno.stdout, "\x07");
+          else if (action.type === "bell") this.#out.write(Deno.stdout, "\x07");
           else this.#redraw();
         }
         // A line printed meanwhile (our own message) already drew the footer as it is now.
@@ -169,7 +194,7 @@ export class TerminalView implements ChatView {
   }
 
   stop(): void {
-    writeAll(Deno.stdout, this.#clearFooter());
+    this.#out.write(Deno.stdout, this.#clearFooter());
     if (this.#raw) {
       this.#raw = false;
       try {
@@ -202,7 +227,10 @@ export class TerminalView implements ChatView {
   #print(lines: string[]): void {
     const body = lines.map((l) => `${l}\r\n`).join("");
     this.#printed = true;
-    writeAll(Deno.stdout, this.#clearFooter() + body + (this.#raw ? this.#footerText() : ""));
+    this.#out.write(
+      Deno.stdout,
+      this.#clearFooter() + body + (this.#raw ? this.#footerText() : ""),
+    );
   }
 
   #redraw(): void {
