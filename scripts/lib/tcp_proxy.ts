@@ -1,11 +1,25 @@
+/** One forwarded connection's bytes, each direction apart (chunks as read, in order). */
+export interface ProxiedConn {
+  /** client → target. */
+  up: Uint8Array[];
+  /** target → client. */
+  down: Uint8Array[];
+  /** Both directions have ended. */
+  done: boolean;
+}
+
 /**
  * A TCP forwarder for tests: listens on 127.0.0.1, connects each client to a target, copies bytes
- * both ways, and keeps a copy of everything that passed (a capture of what the wire carried).
+ * both ways, and keeps a copy of everything that passed (a capture of what the wire carried), as
+ * one stream and per connection and direction.
  */
 export class TcpProxy {
   readonly #listener: Deno.TcpListener;
   readonly #conns = new Set<Deno.Conn>();
   readonly #captured: Uint8Array[] = [];
+  readonly #pipes: Promise<void>[] = [];
+  /** Connections in the order they were accepted. */
+  readonly conns: ProxiedConn[] = [];
   readonly #loop: Promise<void>;
 
   private constructor(listener: Deno.TcpListener, target: Deno.ConnectOptions) {
@@ -43,27 +57,39 @@ export class TcpProxy {
       } catch { /* closed */ }
     }
     await this.#loop;
+    await Promise.all(this.#pipes);
   }
 
   async #accept(target: Deno.ConnectOptions): Promise<void> {
     try {
       for await (const client of this.#listener) {
-        Deno.connect(target).then((server) => {
+        const conn: ProxiedConn = { up: [], down: [], done: false };
+        this.conns.push(conn);
+        const connected = Deno.connect(target).then(async (server) => {
           this.#conns.add(client).add(server);
-          this.#pipe(client, server);
-          this.#pipe(server, client);
-        }, () => client.close());
+          await Promise.all([
+            this.#pipe(client, server, conn.up),
+            this.#pipe(server, client, conn.down),
+          ]);
+          conn.done = true;
+        }, () => {
+          conn.done = true;
+          client.close();
+        });
+        this.#pipes.push(connected);
       }
     } catch { /* listener closed */ }
   }
 
-  async #pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+  async #pipe(from: Deno.Conn, to: Deno.Conn, record: Uint8Array[]): Promise<void> {
     const buf = new Uint8Array(64 * 1024);
     try {
       for (;;) {
         const n = await from.read(buf);
         if (n === null) break;
-        this.#captured.push(buf.slice(0, n));
+        const chunk = buf.slice(0, n);
+        this.#captured.push(chunk);
+        record.push(chunk);
         let off = 0;
         while (off < n) off += await to.write(buf.subarray(off, n));
       }

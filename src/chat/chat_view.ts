@@ -3,8 +3,8 @@
  * that incoming messages never overwrite) or plain lines for pipes and scripts. Room chat and
  * team chat drive the same two views.
  */
-import { MAX_MESSAGE_CHARS } from "./states.ts";
-import { columns, displayLines, headColumns, tailColumns } from "./display_text.ts";
+import { charCount, MAX_MESSAGE_CHARS } from "./states.ts";
+import { displayLines, headColumns, tailColumns } from "./display_text.ts";
 import { LineEditor } from "./line_editor.ts";
 
 export interface ChatStatus {
@@ -208,8 +208,8 @@ export class TerminalView implements ChatView {
 
   #message(from: string, text: string, color: string): void {
     const time = new Date().toTimeString().slice(0, 5);
-    const label = from.padEnd(Math.max(4, columns(from)));
-    const indent = " ".repeat(columns(time) + 1 + columns(label) + 3);
+    const label = from.padEnd(Math.max(4, charCount(from)));
+    const indent = " ".repeat(charCount(time) + 1 + charCount(label) + 3);
     this.#print(
       displayLines(text).map((line, i) =>
         i === 0
@@ -260,7 +260,7 @@ export class TerminalView implements ChatView {
     const promptText = "> ";
     const room = Math.max(8, width - 1 - promptText.length);
     const shown = tailColumns(this.#editor.text, room);
-    const back = Math.min(this.#editor.afterCursor, columns(shown));
+    const back = Math.min(this.#editor.afterCursor, charCount(shown));
     this.#footer = true;
     return `${status}\r\n${promptText}${shown}${back > 0 ? `\x1b[${back}D` : ""}`;
   }

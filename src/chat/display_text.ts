@@ -15,13 +15,6 @@ export function displayLines(text: string): string[] {
   );
 }
 
-/** Terminal columns a string takes, approximated as one per code point. */
-export function columns(text: string): number {
-  let n = 0;
-  for (const _ of text) n++;
-  return n;
-}
-
 /** The last `width` columns of `text` (so the end of a long input line stays visible). */
 export function tailColumns(text: string, width: number): string {
   const chars = [...text];

@@ -25,6 +25,7 @@ export const TRANSITIONS: Readonly<Record<ChatState, readonly ChatState[]>> = {
 /** Maximum message length, in characters (Unicode code points). */
 export const MAX_MESSAGE_CHARS = 1000;
 
+/** Characters as people count them (code points); also the columns text takes in the chat UI. */
 export function charCount(text: string): number {
   let n = 0;
   for (const _ of text) n++;

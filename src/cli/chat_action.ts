@@ -8,7 +8,7 @@ import type { CommandContext } from "./context.ts";
 import { usageError } from "./flag_values.ts";
 import { writeErr } from "./output.ts";
 
-export const COMPAT_WARNING = "warning: --compat speaks the plain secure-chat format: no " +
+const COMPAT_WARNING = "warning: --compat speaks the plain secure-chat format: no " +
   "post-quantum protection, no identity check, and message lengths are visible to the relay. " +
   "Use it only with a client that cannot speak den's own protocol.\n";
 
@@ -61,7 +61,7 @@ async function relayUrl(ctx: CommandContext): Promise<string> {
 }
 
 /** Ten characters from A-Z and 2-9 without look-alikes (0/O, 1/I): about 49 bits. */
-export function freshRoomCode(): string {
+function freshRoomCode(): string {
   const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
   return [...crypto.getRandomValues(new Uint8Array(10))].map((b) => alphabet[b & 31]).join("");
 }

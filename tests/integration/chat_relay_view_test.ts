@@ -2,13 +2,12 @@
  * `den chat ROOM --relay URL` in line mode (piped stdin/stdout) between two real child processes,
  * through a real `den relay`, with everything on the wire recorded: what the relay can see.
  *
- *   den chat A ─┐                                   ┌─ records every byte (TcpProxy)
- *               ├─ TcpProxy ── Tap ── den relay     │
- *   den chat B ─┘                └─ records each connection's two directions apart (Tap)
+ *   den chat A ─┐
+ *               ├─ TcpProxy ── den relay     (records each connection's two directions apart)
+ *   den chat B ─┘
  *
- * The TcpProxy capture is one stream of both directions, so the Tap (right in front of the relay)
- * keeps each connection's client→relay and relay→client bytes apart for WebSocket decoding; both
- * captures are searched for the plaintext. Checked: no message text anywhere the relay can see
+ * Each connection's client→relay and relay→client bytes are decoded as WebSocket frames; the raw
+ * bytes and the frames are searched for the plaintext. Checked: no message text anywhere the relay can see
  * (raw bytes, unmasked frames, base64-decoded fields), every message record padded to one of
  * three sizes so lengths leak only the bucket, only the expected frame kinds, the relay
  * forwarding SIGNALs verbatim, and neither client writing a file.
@@ -16,7 +15,7 @@
 import assert from "node:assert/strict";
 import { startRelay, waitFor } from "../../scripts/lib/den_process.ts";
 import { ChatChild } from "../support/chat_child.ts";
-import { containsBytes, TcpProxy } from "../../scripts/lib/tcp_proxy.ts";
+import { containsBytes, type ProxiedConn, TcpProxy } from "../../scripts/lib/tcp_proxy.ts";
 import { FrameDecoder } from "../../relay/ws/frames.ts";
 import { HELLO_BYTES, PAD_BUCKETS, SEALED_SIZES } from "../../src/chat/room_crypto.ts";
 import { encodeSignal } from "../../src/chat/room_frames.ts";
@@ -26,99 +25,6 @@ import { concatBytes } from "../../src/crypto/encoding.ts";
 const WAIT = 15_000; // the longest any single wait may take
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-// ---------------------------------------------------------------- the tap in front of the relay
-
-interface TappedConn {
-  /** client → relay, as read (chunks in order). */
-  up: Uint8Array[];
-  /** relay → client. */
-  down: Uint8Array[];
-  done: boolean;
-}
-
-/** A forwarder that keeps each connection's two directions apart. */
-class Tap {
-  readonly conns: TappedConn[] = [];
-  readonly #listener: Deno.TcpListener;
-  readonly #sockets = new Set<Deno.Conn>();
-  readonly #pipes: Promise<void>[] = [];
-  readonly #loop: Promise<void>;
-
-  constructor(target: Deno.ConnectOptions) {
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#loop = this.#accept(target);
-  }
-
-  get port(): number {
-    return this.#listener.addr.port;
-  }
-
-  /** Every byte that went through, both directions, all connections. */
-  get totalBytes(): number {
-    return this.conns.reduce(
-      (n, c) => n + [...c.up, ...c.down].reduce((m, x) => m + x.length, 0),
-      0,
-    );
-  }
-
-  async close(): Promise<void> {
-    try {
-      this.#listener.close();
-    } catch { /* closed */ }
-    for (const s of this.#sockets) {
-      try {
-        s.close();
-      } catch { /* closed */ }
-    }
-    await this.#loop;
-    await Promise.all(this.#pipes);
-  }
-
-  async #accept(target: Deno.ConnectOptions): Promise<void> {
-    try {
-      for await (const client of this.#listener) {
-        let server: Deno.Conn;
-        try {
-          server = await Deno.connect(target);
-        } catch {
-          client.close();
-          continue;
-        }
-        const conn: TappedConn = { up: [], down: [], done: false };
-        this.conns.push(conn);
-        this.#sockets.add(client).add(server);
-        let open = 2;
-        const ended = () => {
-          if (--open === 0) conn.done = true;
-        };
-        this.#pipes.push(
-          this.#pipe(client, server, conn.up).then(ended),
-          this.#pipe(server, client, conn.down).then(ended),
-        );
-      }
-    } catch { /* listener closed */ }
-  }
-
-  async #pipe(from: Deno.Conn, to: Deno.Conn, record: Uint8Array[]): Promise<void> {
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await from.read(buf);
-        if (n === null) break;
-        record.push(buf.slice(0, n));
-        let off = 0;
-        while (off < n) off += await to.write(buf.subarray(off, n));
-      }
-    } catch { /* either side went away */ }
-    for (const c of [from, to]) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-      this.#sockets.delete(c);
-    }
-  }
-}
 
 // ---------------------------------------------------------------- RFC 6455 decoding
 
@@ -231,7 +137,7 @@ interface DecodedConn {
   down: WireMessage[];
 }
 
-function decodeConn(c: TappedConn): DecodedConn {
+function decodeConn(c: ProxiedConn): DecodedConn {
   const upBytes = concatBytes(...c.up), downBytes = concatBytes(...c.down);
   const up = splitHead(upBytes), down = splitHead(downBytes);
   const decoded = {
@@ -365,8 +271,7 @@ Deno.test("den chat through a relay: line mode both ways, the relay sees only pa
 
   const relay = await startRelay();
   const relayPort = Number(new URL(relay.url).port);
-  const tap = new Tap({ hostname: "127.0.0.1", port: relayPort });
-  const wire = TcpProxy.start({ hostname: "127.0.0.1", port: tap.port });
+  const wire = TcpProxy.start({ hostname: "127.0.0.1", port: relayPort });
   const url = `ws://127.0.0.1:${wire.port}`;
   const room = `VIEW${crypto.getRandomValues(new Uint32Array(1))[0].toString(36).toUpperCase()}`
     .slice(0, 12).padEnd(8, "Z");
@@ -380,7 +285,7 @@ Deno.test("den chat through a relay: line mode both ways, the relay sees only pa
 
   const children: ChatChild[] = [];
   try {
-    // A joins first (its connection is the tap's first), then B.
+    // A joins first (its connection is the proxy's first), then B.
     const a = new ChatChild([room, "--relay", url], { name: "A", env, cwd: fsRoot });
     children.push(a);
     await a.waitLine(new RegExp(`^\\* waiting for someone to join room ${room}$`));
@@ -388,8 +293,8 @@ Deno.test("den chat through a relay: line mode both ways, the relay sees only pa
       "A's connection upgraded at the relay",
       () =>
         Promise.resolve(
-          tap.conns.length === 1 &&
-            containsBytes(concatBytes(...tap.conns[0].down), enc.encode(" 101 ")),
+          wire.conns.length === 1 &&
+            containsBytes(concatBytes(...wire.conns[0].down), enc.encode(" 101 ")),
         ),
       WAIT,
     );
@@ -426,22 +331,17 @@ Deno.test("den chat through a relay: line mode both ways, the relay sees only pa
     // Both connections are over; the capture is complete.
     await waitFor(
       "both relay connections to close",
-      () => Promise.resolve(tap.conns.length === 2 && tap.conns.every((c) => c.done)),
+      () => Promise.resolve(wire.conns.length === 2 && wire.conns.every((c) => c.done)),
       WAIT,
     );
     const captured = wire.captured();
-    assert.equal(
-      captured.length,
-      tap.totalBytes,
-      "the TcpProxy and the tap saw the same bytes",
-    );
 
     // ---- (a) the plaintext is nowhere the relay can see
     const raws = [
       captured,
-      ...tap.conns.flatMap((c) => [concatBytes(...c.up), concatBytes(...c.down)]),
+      ...wire.conns.flatMap((c) => [concatBytes(...c.up), concatBytes(...c.down)]),
     ];
-    const conns = tap.conns.map(decodeConn);
+    const conns = wire.conns.map(decodeConn);
     const allMessages = conns.flatMap((c) => [...c.up, ...c.down]);
     const payloads = allMessages.map((m) => m.payload);
     const binaryFields = allMessages.filter((m) => m.text !== undefined).flatMap((m) =>
@@ -619,7 +519,6 @@ Deno.test("den chat through a relay: line mode both ways, the relay sees only pa
   } finally {
     await Promise.all(children.map((c) => c.kill()));
     await wire.close();
-    await tap.close();
     await relay.stop();
     await Deno.remove(fsRoot, { recursive: true }).catch(() => {});
   }
