@@ -6,6 +6,7 @@ import { initCommand } from "./init.ts";
 import { PEER_COMMANDS } from "./peers.ts";
 import { relayCommand } from "./relay.ts";
 import { chatCommand } from "./chat.ts";
+import { VPN_COMMANDS } from "./vpn.ts";
 import { TEAM_COMMANDS } from "./team.ts";
 import { ENV_COMMANDS } from "./env.ts";
 import type { CommandSpec } from "./spec.ts";
@@ -22,6 +23,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   goodbyeCommand,
   doctorCommand,
   chatCommand,
+  ...VPN_COMMANDS,
   relayCommand,
   versionCommand,
 ];

@@ -19,7 +19,7 @@ export const daemonCommand: CommandSpec = {
     },
   },
   // FFI and subprocesses come with the VPN; until then the daemon gives them up.
-  permissions: ["read", "write", "net", "env", "sys"],
+  permissions: ["read", "write", "net", "env", "sys", "run", "ffi"],
   async run(ctx) {
     return (await import("./daemon_action.ts")).runDaemon(ctx);
   },

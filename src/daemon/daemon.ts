@@ -35,6 +35,8 @@ import { teamHandlers } from "./team_ipc.ts";
 import { envHandlers } from "./env_ipc.ts";
 import { chatHandlers } from "./chat_ipc.ts";
 import { MemberChatService } from "../chat/member_service.ts";
+import { VpnService } from "../vpn/vpn_service.ts";
+import { loadTunShim } from "../vpn/tun/shim_path.ts";
 import type { InviteCode } from "../team/invite_code.ts";
 
 export interface DaemonOptions {
@@ -68,6 +70,7 @@ export class Daemon {
   #secretsSync: SecretsSync | null = null;
   #rewrap: RewrapWatch | null = null;
   #chat: MemberChatService | null = null;
+  #vpn: VpnService | null = null;
   /** Inviters of joins in progress: peers (and relays) until the join completes. */
   readonly #inviters = new Map<string, InviteCode>();
   #ipc: IpcServer | null = null;
@@ -164,9 +167,18 @@ export class Daemon {
     this.#rewrap = new RewrapWatch(teams, secrets, log.child("secrets"));
     const peers = this.#peers;
     this.#chat = new MemberChatService({ bus, peers: () => peers.list(), log: log.child("chat") });
+    this.#vpn = new VpnService({
+      bus,
+      fingerprint: this.#fingerprint,
+      networks: Object.values(this.#config.networks),
+      log: log.child("vpn"),
+      // Under the node's data directory, so a --home node keeps everything in its home.
+      loadShim: () => loadTunShim({ cacheDir: `${this.#paths.dataDir}/shim` }),
+    });
     teams.onChange(() => this.#applyTeams());
     this.#peers.start();
     this.#applyTeams();
+    await this.#vpn.start();
     this.#ipc = new IpcServer(this.#paths.socket, this.#handlers(), log.child("ipc"), {
       onRequest: (method, ok) =>
         this.#metrics.inc("den_ipc_requests_total", { method, result: ok ? "ok" : "error" }),
@@ -265,6 +277,8 @@ export class Daemon {
       }).map(([m, fn]) => [m, this.#afterJoin(m, fn)] as const),
       ...envHandlers({ teams, secrets: this.#secrets! }),
       ...chatHandlers(this.#chat!),
+      ["vpn.status", () => this.#vpn!.status()],
+      ["routes", () => this.#vpn!.routes()],
       ["status", () => this.status()],
       ["reload", () => this.reload()],
       ["peers", () => this.#peerManager().list()],
@@ -412,6 +426,7 @@ export class Daemon {
     this.#rewrap?.stop();
     this.#secretsSync?.stop();
     this.#chat?.close();
+    this.#vpn?.stop();
     await this.#peers?.stop();
     await Promise.allSettled([this.#ipc?.close(), this.#metricsServer?.close()]);
     this.#store?.close();

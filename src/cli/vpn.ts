@@ -1,0 +1,67 @@
+/** `den vpn status` and `den routes`: the VPN's networks and the routes learned from peers. */
+import { callDaemon } from "../ipc/client.ts";
+import type { RouteView, VpnStatus } from "../vpn/vpn_service.ts";
+import { formatRows, printResult } from "./output.ts";
+import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION } from "./spec.ts";
+
+function renderStatus(s: VpnStatus): string {
+  const lines: string[] = [];
+  if (s.reason) lines.push(`VPN ${s.enabled ? "partly off" : "off"}: ${s.reason}`);
+  if (s.networks.length === 0) {
+    if (!s.reason) lines.push("no networks: add a [networks.NAME] section to config.toml");
+    return lines.join("\n") + "\n";
+  }
+  const rows = s.networks.map((n) => [
+    n.name,
+    n.interface,
+    n.address,
+    String(n.peers),
+    String(n.routes),
+    `${n.packets_in} / ${n.packets_out}`,
+    Object.entries(n.drops).map(([k, v]) => `${k} ${v}`).join(", ") || "-",
+  ]);
+  let out = lines.join("\n") + (lines.length ? "\n" : "") +
+    formatRows(
+      ["NETWORK", "INTERFACE", "ADDRESS", "PEERS", "ROUTES", "PKTS IN / OUT", "DROPS"],
+      rows,
+    );
+  for (const n of s.networks) {
+    if (n.collision) out += `\n${n.name}: address collision: ${n.collision}\n`;
+    for (const r of n.rejected.slice(-5)) {
+      out += `\n${n.name}: refused ${r.prefix} from ${r.peer}: ${r.reason}`;
+    }
+  }
+  return out.endsWith("\n") ? out : out + "\n";
+}
+
+export const vpnStatusCommand: CommandSpec = {
+  name: "vpn status",
+  summary: "VPN networks: interfaces, addresses, peers, routes, traffic, drops; why it is off",
+  options: { ...JSON_OPTION },
+  permissions: CLIENT_PERMISSIONS,
+  async run(ctx) {
+    const s = await callDaemon(ctx.paths.socket, "vpn.status") as VpnStatus;
+    return printResult(ctx.bool("json"), s, renderStatus);
+  },
+};
+
+export const routesCommand: CommandSpec = {
+  name: "routes",
+  summary: "routes learned from peers: network, prefix, peer, metric, expiry",
+  options: { ...JSON_OPTION },
+  permissions: CLIENT_PERMISSIONS,
+  async run(ctx) {
+    const routes = await callDaemon(ctx.paths.socket, "routes") as RouteView[];
+    return printResult(
+      ctx.bool("json"),
+      routes,
+      (rs) =>
+        rs.length === 0 ? "no routes from peers yet\n" : formatRows(
+          ["NETWORK", "PREFIX", "PEER", "METRIC", "EXPIRES"],
+          rs.map((r) => [r.network, r.prefix, r.peer, String(r.metric), r.expires]),
+        ),
+    );
+  },
+};
+
+export const VPN_COMMANDS = [vpnStatusCommand, routesCommand];

@@ -1,0 +1,439 @@
+/**
+ * The VPN in the daemon (docs/VPN.md): one TUN per configured network, routes exchanged with
+ * peers over their sessions (announce on connect and every 10 s, withdraw on shutdown, dropped
+ * when a session ends or an announcement expires), and IP packets carried in the sessions:
+ * TUN → route lookup → the peer's session → peer → its TUN.
+ */
+import type { NetworkConfig } from "../config/schema.ts";
+import {
+  type Cidr,
+  formatCidr,
+  formatIp,
+  type IpAddress,
+  parseCidr,
+} from "../config/validators.ts";
+import type { Logger } from "../log/logger.ts";
+import type { PeerBus } from "../peer/bus.ts";
+import type { PeerRef } from "../peer/manager.ts";
+import { interfaceName, resolveAddress } from "./address.ts";
+import { IpLink, type IpRunner, runIp, vpnUnavailable } from "./ip_link.ts";
+import { filterAnnouncement, hostPrefix, isPrefixWithin } from "./policy.ts";
+import { RouteTable } from "./route_table.ts";
+import type { TunShim } from "./tun/shim_path.ts";
+import { TunDevice } from "./tun/tun_device.ts";
+import {
+  decodePackets,
+  decodeRoutes,
+  encodePackets,
+  encodeRoutes,
+  netTag,
+  packetDestination,
+  packetProblem,
+  packetSource,
+  VpnMsgType,
+} from "../wire/vpn.ts";
+
+/** How often routes are announced again; an announcement lives three times as long. */
+export const ANNOUNCE_EVERY_MS = 10_000;
+const ROUTE_TTL_MS = 3 * ANNOUNCE_EVERY_MS + 5_000;
+const READ_TIMEOUT_MS = 200;
+
+export type DropReason = "no_route" | "too_big" | "spoofed" | "malformed" | "peer_gone";
+
+export interface NetworkStatus {
+  name: string;
+  interface: string;
+  address: string;
+  prefix: string;
+  peers: number;
+  routes: number;
+  packets_in: number;
+  packets_out: number;
+  bytes_in: number;
+  bytes_out: number;
+  drops: Record<string, number>;
+  rejected: { peer: string; prefix: string; reason: string; at: string }[];
+  collision: string | null;
+}
+
+export interface VpnStatus {
+  enabled: boolean;
+  reason: string | null;
+  networks: NetworkStatus[];
+}
+
+export interface RouteView {
+  network: string;
+  prefix: string;
+  peer: string;
+  metric: number;
+  expires: string;
+}
+
+export interface VpnServiceOptions {
+  bus: PeerBus;
+  fingerprint: string;
+  networks: NetworkConfig[];
+  log: Logger;
+  loadShim: () => Promise<TunShim>;
+  ip?: IpRunner;
+  now?: () => number;
+  /** Why the VPN cannot run here (null: it can); defaults to the capability check. */
+  unavailable?: () => string | null;
+}
+
+class Network {
+  readonly cfg: NetworkConfig;
+  readonly prefix: Cidr;
+  readonly tag: Uint8Array;
+  readonly table = new RouteTable();
+  readonly link: IpLink;
+  readonly tun: TunDevice;
+  readonly address: IpAddress;
+  readonly drops = new Map<string, number>();
+  readonly rejected: NetworkStatus["rejected"] = [];
+  /** Peers that announced this network, by fingerprint: their address, and subnets routed. */
+  readonly peers = new Map<string, { address: IpAddress | null; kernelRoutes: string[] }>();
+  packetsIn = 0;
+  packetsOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  collision: string | null = null;
+  closed = false;
+
+  constructor(cfg: NetworkConfig, tun: TunDevice, link: IpLink, address: IpAddress) {
+    this.cfg = cfg;
+    this.prefix = parseCidr(cfg.prefix);
+    this.tag = netTag(cfg.name);
+    this.tun = tun;
+    this.link = link;
+    this.address = address;
+  }
+
+  drop(reason: DropReason, n = 1): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + n);
+  }
+
+  /** What this node announces: its own address, and its subnets when it exports. */
+  ownRoutes(): Cidr[] {
+    const own = hostPrefix(this.address);
+    return this.cfg.export ? [own, ...this.cfg.routes.map((r) => parseCidr(r))] : [own];
+  }
+}
+
+export class VpnService {
+  readonly #o: VpnServiceOptions & { now: () => number; ip: IpRunner };
+  readonly #networks = new Map<string, Network>();
+  readonly #byTag = new Map<string, Network>();
+  #reason: string | null = null;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(o: VpnServiceOptions) {
+    this.#o = { now: Date.now, ip: runIp, ...o };
+    o.bus.onMessage(VpnMsgType.routes, (from, payload) => this.#onRoutes(from, payload));
+    o.bus.onMessage(VpnMsgType.packets, (from, payload) => this.#onPackets(from, payload));
+    o.bus.onConnected((peer) => this.#announceTo(peer.fingerprint));
+    o.bus.onDisconnected((fp) => this.#forget(fp, "session ended"));
+  }
+
+  /** Opens every network's TUN; on failure the VPN stays off and status says why. */
+  async start(): Promise<void> {
+    if (this.#o.networks.length === 0) return;
+    const why = (this.#o.unavailable ?? vpnUnavailable)();
+    if (why) {
+      this.#reason = why;
+      this.#o.log.warn("VPN off", { reason: why });
+      return;
+    }
+    let shim: TunShim;
+    try {
+      shim = await this.#o.loadShim();
+    } catch (err) {
+      this.#reason = err instanceof Error ? err.message : String(err);
+      this.#o.log.warn("VPN off", { reason: this.#reason });
+      return;
+    }
+    for (const cfg of this.#o.networks) {
+      try {
+        await this.#open(shim, cfg);
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        this.#o.log.error("network not started", { network: cfg.name, reason });
+        this.#reason = `network ${cfg.name}: ${reason}`;
+      }
+    }
+    this.#timer = setInterval(() => this.#tick(), ANNOUNCE_EVERY_MS);
+  }
+
+  async #open(shim: TunShim, cfg: NetworkConfig): Promise<void> {
+    const prefix = parseCidr(cfg.prefix);
+    const resolved = resolveAddress(
+      { network: cfg.name, prefix, address: cfg.address },
+      this.#o.fingerprint,
+      () => null, // no peer has announced yet: collisions are found as announcements arrive
+    );
+    const address = resolved.address;
+    const iface = interfaceName(cfg.name);
+    const clash = [...this.#networks.values()].find((n) => n.tun.name === iface);
+    if (clash) {
+      throw new Error(
+        `its interface name ${iface} is the same as network ${clash.cfg.name}'s: ` +
+          `network names must differ in their first 11 characters`,
+      );
+    }
+    const tun = await TunDevice.open(shim, iface, cfg.mtu);
+    const link = new IpLink(tun.name, this.#o.ip);
+    try {
+      await link.configure(formatIp(address), prefix.bits, cfg.mtu);
+    } catch (err) {
+      await tun.close();
+      throw err;
+    }
+    const net = new Network(cfg, tun, link, address);
+    this.#networks.set(cfg.name, net);
+    this.#byTag.set(net.tag.toHex(), net);
+    this.#o.log.info("network up", {
+      network: cfg.name,
+      interface: tun.name,
+      address: `${formatIp(address)}/${prefix.bits}`,
+    });
+    this.#readLoop(net);
+    for (const peer of this.#o.bus.connectedPeers()) this.#announceTo(peer.fingerprint, net);
+  }
+
+  /** Withdraws our routes from every peer and closes the TUNs (which removes the interfaces). */
+  stop(): void {
+    clearInterval(this.#timer);
+    for (const net of this.#networks.values()) {
+      for (const peer of this.#o.bus.connectedPeers()) {
+        this.#o.bus.send(
+          peer.fingerprint,
+          VpnMsgType.routes,
+          encodeRoutes({ net: net.cfg.name, addr: null, routes: [], ttlMs: ROUTE_TTL_MS }),
+        );
+      }
+      net.closed = true;
+      void net.tun.close();
+    }
+    this.#networks.clear();
+    this.#byTag.clear();
+  }
+
+  status(): VpnStatus {
+    const now = this.#o.now();
+    return {
+      enabled: this.#networks.size > 0,
+      reason: this.#reason,
+      networks: [...this.#networks.values()].map((n) => {
+        n.table.expire(now);
+        return {
+          name: n.cfg.name,
+          interface: n.tun.name,
+          address: `${formatIp(n.address)}/${n.prefix.bits}`,
+          prefix: formatCidr(n.prefix),
+          peers: n.peers.size,
+          routes: n.table.routes().length,
+          packets_in: n.packetsIn,
+          packets_out: n.packetsOut,
+          bytes_in: n.bytesIn,
+          bytes_out: n.bytesOut,
+          drops: Object.fromEntries(n.drops),
+          rejected: n.rejected.slice(-20),
+          collision: n.collision,
+        };
+      }),
+    };
+  }
+
+  routes(): RouteView[] {
+    const now = this.#o.now();
+    const names = new Map(this.#o.bus.connectedPeers().map((p) => [p.fingerprint, p.name]));
+    return [...this.#networks.values()].flatMap((n) => {
+      n.table.expire(now);
+      return n.table.routes().map((r) => ({
+        network: n.cfg.name,
+        prefix: formatCidr(r.prefix),
+        peer: names.get(r.peer) ?? r.peer,
+        metric: r.metric,
+        expires: new Date(r.expiresAt).toISOString(),
+      }));
+    });
+  }
+
+  #tick(): void {
+    const now = this.#o.now();
+    for (const net of this.#networks.values()) {
+      for (const r of net.table.expire(now)) {
+        this.#o.log.info("route expired", { network: net.cfg.name, prefix: formatCidr(r.prefix) });
+      }
+    }
+    for (const peer of this.#o.bus.connectedPeers()) this.#announceTo(peer.fingerprint);
+  }
+
+  #announceTo(fingerprint: string, only?: Network): void {
+    for (const net of only ? [only] : this.#networks.values()) {
+      this.#o.bus.send(
+        fingerprint,
+        VpnMsgType.routes,
+        encodeRoutes({
+          net: net.cfg.name,
+          addr: net.address,
+          routes: net.ownRoutes(),
+          ttlMs: ROUTE_TTL_MS,
+        }),
+      );
+    }
+  }
+
+  #onRoutes(from: PeerRef, payload: Uint8Array): void {
+    const msg = decodeRoutes(payload);
+    if (!msg) {
+      this.#o.log.warn("malformed route announcement", { peer: from.name });
+      return;
+    }
+    const net = this.#networks.get(msg.net);
+    if (!net) return; // a network we are not in
+    if (msg.routes.length === 0) return this.#forget(from.fingerprint, "withdrawn", net);
+    // An address outside the network's prefix is not a member address; its routes still go
+    // through policy (which then allows nothing by default).
+    const address = msg.addr && isPrefixWithin(hostPrefix(msg.addr), net.prefix) ? msg.addr : null;
+    if (address && sameIp(address, net.address)) {
+      net.collision = `${from.name} announces our address ${formatIp(address)}`;
+      this.#o.log.error("address collision", { network: net.cfg.name, peer: from.name });
+    }
+    const { accepted, rejected } = filterAnnouncement(
+      net.cfg.allow,
+      { name: from.name, fingerprint: from.fingerprint },
+      address,
+      msg.routes,
+    );
+    for (const r of rejected) {
+      const prefix = formatCidr(r.prefix);
+      this.#o.log.warn("route announcement rejected", {
+        network: net.cfg.name,
+        peer: from.name,
+        prefix,
+        reason: r.reason,
+      });
+      net.rejected.push({
+        peer: from.name,
+        prefix,
+        reason: r.reason,
+        at: new Date().toISOString(),
+      });
+      if (net.rejected.length > 100) net.rejected.shift();
+    }
+    net.table.announce(from.fingerprint, accepted, this.#o.now(), msg.ttlMs);
+    this.#syncKernelRoutes(net, from.fingerprint, address, accepted);
+  }
+
+  /** Subnets outside the network's prefix need a kernel route into the TUN. */
+  #syncKernelRoutes(net: Network, peer: string, address: IpAddress | null, routes: Cidr[]) {
+    const wanted = routes.filter((r) => !isPrefixWithin(r, net.prefix)).map(formatCidr);
+    const had = net.peers.get(peer)?.kernelRoutes ?? [];
+    net.peers.set(peer, { address, kernelRoutes: wanted });
+    for (const cidr of had.filter((c) => !wanted.includes(c))) void net.link.removeRoute(cidr);
+    for (const cidr of wanted.filter((c) => !had.includes(c))) {
+      net.link.addRoute(cidr).catch((err) =>
+        this.#o.log.error("route not added", { cidr, error: String(err) })
+      );
+    }
+  }
+
+  #forget(fingerprint: string, why: string, only?: Network): void {
+    for (const net of only ? [only] : this.#networks.values()) {
+      const removed = net.table.withdraw(fingerprint);
+      const peer = net.peers.get(fingerprint);
+      net.peers.delete(fingerprint);
+      for (const cidr of peer?.kernelRoutes ?? []) void net.link.removeRoute(cidr);
+      if (removed.length > 0) {
+        this.#o.log.info("routes removed", { network: net.cfg.name, routes: removed.length, why });
+      }
+    }
+  }
+
+  async #readLoop(net: Network): Promise<void> {
+    while (!net.closed) {
+      let packets: Uint8Array[];
+      try {
+        packets = await net.tun.readBatch(READ_TIMEOUT_MS);
+      } catch (err) {
+        if (!net.closed) this.#o.log.error("TUN read failed", { error: String(err) });
+        return;
+      }
+      if (packets.length > 0) this.#forward(net, packets);
+    }
+  }
+
+  /** TUN → route lookup → one message per peer (as many packets as fit in each). */
+  #forward(net: Network, packets: Uint8Array[]): void {
+    const now = this.#o.now();
+    const byPeer = new Map<string, Uint8Array[]>();
+    for (const p of packets) {
+      if (p.length > net.cfg.mtu) {
+        net.drop("too_big");
+        continue;
+      }
+      if (packetProblem(p)) {
+        net.drop("malformed");
+        continue;
+      }
+      const dst = packetDestination(p);
+      const route = dst ? net.table.lookup(dst, now) : null;
+      if (!route) {
+        net.drop(dst ? "no_route" : "malformed");
+        continue;
+      }
+      const list = byPeer.get(route.peer);
+      if (list) list.push(p);
+      else byPeer.set(route.peer, [p]);
+    }
+    for (const [peer, list] of byPeer) {
+      let rest = list;
+      while (rest.length > 0) {
+        const { payload, taken } = encodePackets(net.tag, rest);
+        if (!this.#o.bus.send(peer, VpnMsgType.packets, payload)) {
+          net.drop("peer_gone", rest.length);
+          break;
+        }
+        for (const p of rest.slice(0, taken)) {
+          net.packetsOut++;
+          net.bytesOut += p.length;
+        }
+        rest = rest.slice(taken);
+      }
+    }
+  }
+
+  /** Peer → checks → TUN. A packet must come from an address the sender routes for. */
+  #onPackets(from: PeerRef, payload: Uint8Array): void {
+    const msg = decodePackets(payload);
+    const net = msg ? this.#byTag.get(msg.tag.toHex()) : undefined;
+    if (!msg || !net) {
+      this.#o.log.debug("packets for no network of ours", { peer: from.name });
+      return;
+    }
+    const now = this.#o.now();
+    const good: Uint8Array[] = [];
+    for (const p of msg.packets) {
+      const src = packetSource(p);
+      if (!src) {
+        net.drop("malformed");
+        continue;
+      }
+      if (net.table.lookup(src, now)?.peer !== from.fingerprint) {
+        net.drop("spoofed");
+        continue;
+      }
+      good.push(p);
+    }
+    if (good.length === 0) return;
+    const written = net.tun.writeBatch(good);
+    net.packetsIn += written;
+    for (const p of good.slice(0, written)) net.bytesIn += p.length;
+  }
+}
+
+function sameIp(a: IpAddress, b: IpAddress): boolean {
+  return a.family === b.family && a.bytes.every((x, i) => x === b.bytes[i]);
+}
