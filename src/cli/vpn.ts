@@ -30,6 +30,9 @@ function renderStatus(s: VpnStatus): string {
     for (const r of n.rejected.slice(-5)) {
       out += `\n${n.name}: refused ${r.prefix} from ${r.peer}: ${r.reason}`;
     }
+    for (const r of n.refused_by_peers.slice(-5)) {
+      out += `\n${n.name}: ${r.peer} refused our ${r.prefix}: ${r.reason}`;
+    }
   }
   return out.endsWith("\n") ? out : out + "\n";
 }

@@ -23,8 +23,10 @@ import type { TunShim } from "./tun/shim_path.ts";
 import { TunDevice } from "./tun/tun_device.ts";
 import {
   decodePackets,
+  decodeRefused,
   decodeRoutes,
   encodePackets,
+  encodeRefused,
   encodeRoutes,
   netTag,
   packetDestination,
@@ -52,7 +54,10 @@ export interface NetworkStatus {
   bytes_in: number;
   bytes_out: number;
   drops: Record<string, number>;
+  /** Announcements from peers that our policy refused. */
   rejected: { peer: string; prefix: string; reason: string; at: string }[];
+  /** Our announcements that a peer's policy refused. */
+  refused_by_peers: { peer: string; prefix: string; reason: string; at: string }[];
   collision: string | null;
 }
 
@@ -92,6 +97,9 @@ class Network {
   readonly address: IpAddress;
   readonly drops = new Map<string, number>();
   readonly rejected: NetworkStatus["rejected"] = [];
+  readonly refusedByPeers: NetworkStatus["refused_by_peers"] = [];
+  /** "fingerprint prefix" of refusals already logged and answered during the peer's session. */
+  readonly refusedSent = new Set<string>();
   /** Peers that announced this network, by fingerprint: their address, and subnets routed. */
   readonly peers = new Map<string, { address: IpAddress | null; kernelRoutes: string[] }>();
   packetsIn = 0;
@@ -132,6 +140,7 @@ export class VpnService {
     this.#o = { now: Date.now, ip: runIp, ...o };
     o.bus.onMessage(VpnMsgType.routes, (from, payload) => this.#onRoutes(from, payload));
     o.bus.onMessage(VpnMsgType.packets, (from, payload) => this.#onPackets(from, payload));
+    o.bus.onMessage(VpnMsgType.refused, (from, payload) => this.#onRefused(from, payload));
     o.bus.onConnected((peer) => this.#announceTo(peer.fingerprint));
     o.bus.onDisconnected((fp) => this.#forget(fp, "session ended"));
   }
@@ -239,6 +248,7 @@ export class VpnService {
           bytes_out: n.bytesOut,
           drops: Object.fromEntries(n.drops),
           rejected: n.rejected.slice(-20),
+          refused_by_peers: n.refusedByPeers.slice(-20),
           collision: n.collision,
         };
       }),
@@ -309,22 +319,40 @@ export class VpnService {
     );
     for (const r of rejected) {
       const prefix = formatCidr(r.prefix);
+      // Announcements repeat every 10 s: log and answer a refusal once, not every time.
+      const key = `${from.fingerprint} ${prefix}`;
+      if (net.refusedSent.has(key)) continue;
+      net.refusedSent.add(key);
       this.#o.log.warn("route announcement rejected", {
         network: net.cfg.name,
         peer: from.name,
         prefix,
         reason: r.reason,
       });
-      net.rejected.push({
-        peer: from.name,
-        prefix,
-        reason: r.reason,
-        at: new Date().toISOString(),
-      });
-      if (net.rejected.length > 100) net.rejected.shift();
+      addBounded(net.rejected, { peer: from.name, prefix, reason: r.reason, at: isoNow() });
+      this.#o.bus.send(
+        from.fingerprint,
+        VpnMsgType.refused,
+        encodeRefused({ net: net.cfg.name, prefix: r.prefix, reason: r.reason }),
+      );
     }
     net.table.announce(from.fingerprint, accepted, this.#o.now(), msg.ttlMs);
     this.#syncKernelRoutes(net, from.fingerprint, address, accepted);
+  }
+
+  #onRefused(from: PeerRef, payload: Uint8Array): void {
+    const msg = decodeRefused(payload);
+    const net = msg && this.#networks.get(msg.net);
+    if (!msg || !net) return;
+    const prefix = formatCidr(msg.prefix);
+    if (net.refusedByPeers.some((x) => x.peer === from.name && x.prefix === prefix)) return;
+    this.#o.log.warn("a peer refused our route", {
+      network: net.cfg.name,
+      peer: from.name,
+      prefix,
+      reason: msg.reason,
+    });
+    addBounded(net.refusedByPeers, { peer: from.name, prefix, reason: msg.reason, at: isoNow() });
   }
 
   /** Subnets outside the network's prefix need a kernel route into the TUN. */
@@ -343,6 +371,9 @@ export class VpnService {
   #forget(fingerprint: string, why: string, only?: Network): void {
     for (const net of only ? [only] : this.#networks.values()) {
       const removed = net.table.withdraw(fingerprint);
+      for (const key of net.refusedSent) {
+        if (key.startsWith(`${fingerprint} `)) net.refusedSent.delete(key);
+      }
       const peer = net.peers.get(fingerprint);
       net.peers.delete(fingerprint);
       for (const cidr of peer?.kernelRoutes ?? []) void net.link.removeRoute(cidr);
@@ -432,6 +463,16 @@ export class VpnService {
     net.packetsIn += written;
     for (const p of good.slice(0, written)) net.bytesIn += p.length;
   }
+}
+
+function isoNow(): string {
+  return new Date().toISOString();
+}
+
+/** Keeps the last 100 entries of a report list. */
+function addBounded<T>(list: T[], item: T): void {
+  list.push(item);
+  if (list.length > 100) list.shift();
 }
 
 function sameIp(a: IpAddress, b: IpAddress): boolean {

@@ -32,7 +32,7 @@ import {
 } from "../config/validators.ts";
 import { MAX_RECORD_PAYLOAD } from "../session/record.ts";
 
-export const VpnMsgType = { routes: 26, packets: 27 } as const;
+export const VpnMsgType = { routes: 26, packets: 27, refused: 28 } as const;
 
 export const ROUTES_VERSION = 1;
 export const MAX_ROUTES = 256;
@@ -122,6 +122,42 @@ function canonical<T>(text: unknown, parse: (s: string) => T, format: (v: T) => 
 }
 
 /** null for anything malformed (see the module comment for what is checked). */
+/**
+ * The answer to an announcement the receiver's policy refused, so the announcer can show it:
+ * `{"v":1,"net":NAME,"prefix":CIDR,"reason":TEXT}` (reason at most 300 characters).
+ */
+export interface RefusedMessage {
+  net: string;
+  prefix: Cidr;
+  reason: string;
+}
+
+const MAX_REFUSED_MESSAGE = 1024;
+
+export function encodeRefused(msg: RefusedMessage): Uint8Array {
+  return utf8(JSON.stringify({
+    v: ROUTES_VERSION,
+    net: msg.net,
+    prefix: formatCidr(msg.prefix),
+    reason: msg.reason.slice(0, 300),
+  }));
+}
+
+export function decodeRefused(bytes: Uint8Array): RefusedMessage | null {
+  if (bytes.length > MAX_REFUSED_MESSAGE) return null;
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(fromUtf8(bytes));
+  } catch {
+    return null;
+  }
+  if (typeof o !== "object" || o === null || o.v !== ROUTES_VERSION) return null;
+  if (typeof o.net !== "string" || !NETWORK_NAME.test(o.net)) return null;
+  if (typeof o.reason !== "string" || o.reason.length > 300) return null;
+  const prefix = canonical(o.prefix, (s) => parseCidr(s), formatCidr);
+  return prefix ? { net: o.net, prefix, reason: o.reason } : null;
+}
+
 export function decodeRoutes(bytes: Uint8Array): RoutesMessage | null {
   if (bytes.length > MAX_ROUTES_MESSAGE) return null;
   let doc: unknown;
