@@ -398,6 +398,9 @@ export class Daemon {
     this.#config = plan.next;
     if (plan.applied.includes("peers")) this.#peers?.setPeers(plan.next.peers);
     if (plan.applied.includes("relay")) this.#applyTeams();
+    if (plan.applied.includes("networks")) {
+      await this.#vpn?.apply(Object.values(plan.next.networks));
+    }
     this.#metrics.inc("den_config_reloads_total", { result: "ok" });
     this.#log.info("config reloaded", {
       applied: plan.applied.join(",") || "none",

@@ -88,7 +88,7 @@ export interface VpnServiceOptions {
 }
 
 class Network {
-  readonly cfg: NetworkConfig;
+  cfg: NetworkConfig;
   readonly prefix: Cidr;
   readonly tag: Uint8Array;
   readonly table = new RouteTable();
@@ -135,6 +135,7 @@ export class VpnService {
   readonly #byTag = new Map<string, Network>();
   #reason: string | null = null;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #shim: TunShim | null = null;
 
   constructor(o: VpnServiceOptions) {
     this.#o = { now: Date.now, ip: runIp, ...o };
@@ -147,22 +148,32 @@ export class VpnService {
 
   /** Opens every network's TUN; on failure the VPN stays off and status says why. */
   async start(): Promise<void> {
-    if (this.#o.networks.length === 0) return;
-    const why = (this.#o.unavailable ?? vpnUnavailable)();
-    if (why) {
-      this.#reason = why;
-      this.#o.log.warn("VPN off", { reason: why });
-      return;
+    this.#timer = setInterval(() => this.#tick(), ANNOUNCE_EVERY_MS);
+    await this.apply(this.#o.networks);
+  }
+
+  /**
+   * Makes the running networks match `networks` (start, and `den reload`): new ones open, removed
+   * ones close (withdrawing their routes), a changed prefix, address or MTU reopens; policy, routes
+   * and export take effect at once and are announced again.
+   */
+  async apply(networks: NetworkConfig[]): Promise<void> {
+    const wanted = new Map(networks.map((n) => [n.name, n]));
+    for (const net of [...this.#networks.values()]) {
+      const next = wanted.get(net.cfg.name);
+      if (next && sameShape(net.cfg, next)) {
+        net.cfg = next;
+        for (const peer of this.#o.bus.connectedPeers()) this.#announceTo(peer.fingerprint, net);
+        wanted.delete(net.cfg.name);
+      } else {
+        this.#close(net);
+      }
     }
-    let shim: TunShim;
-    try {
-      shim = await this.#o.loadShim();
-    } catch (err) {
-      this.#reason = err instanceof Error ? err.message : String(err);
-      this.#o.log.warn("VPN off", { reason: this.#reason });
-      return;
-    }
-    for (const cfg of this.#o.networks) {
+    if (wanted.size === 0) return;
+    const shim = await this.#loadShim();
+    if (!shim) return;
+    this.#reason = null;
+    for (const cfg of wanted.values()) {
       try {
         await this.#open(shim, cfg);
       } catch (err) {
@@ -171,7 +182,24 @@ export class VpnService {
         this.#reason = `network ${cfg.name}: ${reason}`;
       }
     }
-    this.#timer = setInterval(() => this.#tick(), ANNOUNCE_EVERY_MS);
+  }
+
+  /** The shim, loaded once; null (with the reason kept for status) when the VPN cannot run. */
+  async #loadShim(): Promise<TunShim | null> {
+    if (this.#shim) return this.#shim;
+    const why = (this.#o.unavailable ?? vpnUnavailable)();
+    if (why) {
+      this.#reason = why;
+      this.#o.log.warn("VPN off", { reason: why });
+      return null;
+    }
+    try {
+      return this.#shim = await this.#o.loadShim();
+    } catch (err) {
+      this.#reason = err instanceof Error ? err.message : String(err);
+      this.#o.log.warn("VPN off", { reason: this.#reason });
+      return null;
+    }
   }
 
   async #open(shim: TunShim, cfg: NetworkConfig): Promise<void> {
@@ -213,19 +241,23 @@ export class VpnService {
   /** Withdraws our routes from every peer and closes the TUNs (which removes the interfaces). */
   stop(): void {
     clearInterval(this.#timer);
-    for (const net of this.#networks.values()) {
-      for (const peer of this.#o.bus.connectedPeers()) {
-        this.#o.bus.send(
-          peer.fingerprint,
-          VpnMsgType.routes,
-          encodeRoutes({ net: net.cfg.name, addr: null, routes: [], ttlMs: ROUTE_TTL_MS }),
-        );
-      }
-      net.closed = true;
-      void net.tun.close();
+    for (const net of [...this.#networks.values()]) this.#close(net);
+  }
+
+  /** Withdraws the network's routes from every peer and closes its TUN (removing the interface). */
+  #close(net: Network): void {
+    for (const peer of this.#o.bus.connectedPeers()) {
+      this.#o.bus.send(
+        peer.fingerprint,
+        VpnMsgType.routes,
+        encodeRoutes({ net: net.cfg.name, addr: null, routes: [], ttlMs: ROUTE_TTL_MS }),
+      );
     }
-    this.#networks.clear();
-    this.#byTag.clear();
+    net.closed = true;
+    void net.tun.close();
+    this.#networks.delete(net.cfg.name);
+    this.#byTag.delete(net.tag.toHex());
+    this.#o.log.info("network down", { network: net.cfg.name });
   }
 
   status(): VpnStatus {
@@ -447,6 +479,10 @@ export class VpnService {
     const now = this.#o.now();
     const good: Uint8Array[] = [];
     for (const p of msg.packets) {
+      if (p.length > net.cfg.mtu) {
+        net.drop("too_big"); // the sender's MTU is larger than ours
+        continue;
+      }
       const src = packetSource(p);
       if (!src) {
         net.drop("malformed");
@@ -463,6 +499,11 @@ export class VpnService {
     net.packetsIn += written;
     for (const p of good.slice(0, written)) net.bytesIn += p.length;
   }
+}
+
+/** Whether a network keeps its interface: same prefix, address and MTU. */
+function sameShape(a: NetworkConfig, b: NetworkConfig): boolean {
+  return a.prefix === b.prefix && a.address === b.address && a.mtu === b.mtu;
 }
 
 function isoNow(): string {
