@@ -336,6 +336,9 @@ export class VpnService {
     const net = this.#networks.get(msg.net);
     if (!net) return; // a network we are not in
     if (msg.routes.length === 0) return this.#forget(from.fingerprint, "withdrawn", net);
+    // A peer new in this network (it may have announced before our network was up, and that
+    // announcement was dropped): answer with ours now rather than at the next tick.
+    const first = !net.peers.has(from.fingerprint);
     // An address outside the network's prefix is not a member address; its routes still go
     // through policy (which then allows nothing by default).
     const address = msg.addr && isPrefixWithin(hostPrefix(msg.addr), net.prefix) ? msg.addr : null;
@@ -370,6 +373,7 @@ export class VpnService {
     }
     net.table.announce(from.fingerprint, accepted, this.#o.now(), msg.ttlMs);
     this.#syncKernelRoutes(net, from.fingerprint, address, accepted);
+    if (first) this.#announceTo(from.fingerprint, net);
   }
 
   #onRefused(from: PeerRef, payload: Uint8Array): void {
