@@ -11,8 +11,10 @@ import {
 import { MAX_RECORD_PAYLOAD } from "../../src/session/record.ts";
 import {
   decodePackets,
+  decodeRefused,
   decodeRoutes,
   encodePackets,
+  encodeRefused,
   encodeRoutes,
   MAX_ROUTES,
   netTag,
@@ -68,7 +70,7 @@ const GOOD = {
 // ---- types and tags ----
 
 Deno.test("vpn wire: message types and the netTag vector", () => {
-  assert.deepEqual(VpnMsgType, { routes: 26, packets: 27 });
+  assert.deepEqual(VpnMsgType, { routes: 26, packets: 27, refused: 28 });
   assert.equal(toHex(netTag("office")), "0c41048d");
   const direct = createHash("sha256").update("den-vpn-net-v1office").digest();
   assert.equal(toHex(netTag("office")), toHex(new Uint8Array(direct.subarray(0, 4))));
@@ -357,4 +359,27 @@ Deno.test("packetDestination and packetSource read IPv4 and IPv6 headers", () =>
     assert.equal(packetDestination(p), null);
     assert.equal(packetSource(p), null);
   }
+});
+
+Deno.test("vpn wire: a refused announcement round trips; malformed ones are dropped", () => {
+  const msg = {
+    net: "office",
+    prefix: parseCidr("10.55.0.0/24"),
+    reason: "10.55.0.0/24: not allowed",
+  };
+  const back = decodeRefused(encodeRefused(msg));
+  assert.ok(back);
+  assert.equal(back.net, "office");
+  assert.equal(formatCidr(back.prefix), "10.55.0.0/24");
+  assert.equal(back.reason, msg.reason);
+  const bad = [
+    "",
+    "{}",
+    '{"v":2,"net":"office","prefix":"10.55.0.0/24","reason":"x"}',
+    '{"v":1,"net":"Office","prefix":"10.55.0.0/24","reason":"x"}',
+    '{"v":1,"net":"office","prefix":"10.55.0.1/24","reason":"x"}',
+    '{"v":1,"net":"office","prefix":"10.55.0.0/24","reason":7}',
+    `{"v":1,"net":"office","prefix":"10.55.0.0/24","reason":"${"x".repeat(301)}"}`,
+  ];
+  for (const text of bad) assert.equal(decodeRefused(new TextEncoder().encode(text)), null, text);
 });
