@@ -16,6 +16,7 @@ import type { NetworkStatus, RouteView, VpnStatus } from "../../src/vpn/vpn_serv
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SHIM = `${ROOT}dist/shim/libden_tun-linux-${Deno.build.arch}.so`;
 const OFFICE = "100.80.0.0/16";
+const LAB6 = "fd00:80::/64";
 const C_SUBNET = "10.99.0.0/24";
 const B_SUBNET = "10.55.0.0/24";
 const PORT = 7834;
@@ -341,6 +342,8 @@ Deno.test({
               extra += `\n[[peers]]\nname = "${p.name}"\naddress = "${p.addr}:${PORT}"\n` +
                 `fingerprint = "${p.fingerprint}"\n`;
             }
+            // A second network, IPv6: several networks at once, and the IPv6 packet path.
+            extra += `\n[networks.lab6]\nprefix = "${LAB6}"\naddress = "auto"\n`;
             extra += `\n[networks.office]\nprefix = "${OFFICE}"\naddress = "auto"\n`;
             if (n.name === "c") extra += `routes = ["${C_SUBNET}"]\n`;
             if (n.name === "b") extra += `routes = ["${B_SUBNET}"]\n`;
@@ -395,6 +398,19 @@ Deno.test({
           const a = await office(nodes.a.home);
           assert.ok(a && a.packets_out > 0 && a.packets_in > 0, JSON.stringify(a));
           assert.equal(a.peers, 2);
+        })
+      ) return;
+
+      if (
+        !await step("a second network, IPv6, runs beside it: a and b ping over it", async () => {
+          const lab6 = async (n: Node) =>
+            (await json<{ networks: { name: string; address: string }[] }>(n.home, [
+              "vpn",
+              "status",
+            ]))?.networks.find((x) => x.name === "lab6")?.address.split("/")[0];
+          const b6 = await lab6(nodes.b);
+          assert.ok(b6 && b6.startsWith("fd00:80::"), `b's lab6 address: ${b6}`);
+          await pingUntil(nodes.a, b6, 30_000);
         })
       ) return;
 
