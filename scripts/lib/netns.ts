@@ -3,18 +3,28 @@
  * (also when the test fails). Needs root and iproute2; `netnsUnavailable()` says why not.
  */
 
-export async function run(argv: string[], opts: { check?: boolean } = {}): Promise<string> {
-  const out = await new Deno.Command(argv[0], {
+/** Runs a command without throwing: whether it succeeded, and what it printed (stdout, stderr). */
+export async function runOutput(
+  argv: string[],
+): Promise<{ ok: boolean; code: number; stdout: string; stderr: string; out: string }> {
+  const o = await new Deno.Command(argv[0], {
     args: argv.slice(1),
     stdout: "piped",
     stderr: "piped",
   })
     .output();
   const dec = new TextDecoder();
-  if (opts.check !== false && !out.success) {
-    throw new Error(`${argv.join(" ")} failed (${out.code}): ${dec.decode(out.stderr).trim()}`);
+  const stdout = dec.decode(o.stdout), stderr = dec.decode(o.stderr);
+  return { ok: o.success, code: o.code, stdout, stderr, out: stdout + stderr };
+}
+
+/** Runs a command; unless `check: false`, a failure throws with the command and its stderr. */
+export async function run(argv: string[], opts: { check?: boolean } = {}): Promise<string> {
+  const r = await runOutput(argv);
+  if (opts.check !== false && !r.ok) {
+    throw new Error(`${argv.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
   }
-  return dec.decode(out.stdout);
+  return r.stdout;
 }
 
 function onPath(cmd: string): boolean {

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { den, denCommand, initNode, waitFor } from "../../scripts/lib/den_process.ts";
-import { NetnsLab, netnsUnavailable } from "../../scripts/lib/netns.ts";
+import { NetnsLab, netnsUnavailable, runOutput } from "../../scripts/lib/netns.ts";
 import type { PeerView } from "../../src/peer/view.ts";
 import type { NetworkStatus, RouteView, VpnStatus } from "../../src/vpn/vpn_service.ts";
 
@@ -61,14 +61,8 @@ const why = await unavailable();
 if (why) console.warn(`SKIPPED vpn e2e: ${why}`);
 
 /** `ip netns exec NS argv…` without throwing: exit status and everything printed. */
-async function nsRun(ns: string, argv: string[]): Promise<{ ok: boolean; out: string }> {
-  const out = await new Deno.Command("ip", {
-    args: ["netns", "exec", ns, ...argv],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { ok: out.success, out: dec.decode(out.stdout) + dec.decode(out.stderr) };
+function nsRun(ns: string, argv: string[]): Promise<{ ok: boolean; out: string }> {
+  return runOutput(["ip", "netns", "exec", ns, ...argv]);
 }
 
 function ping(ns: string, addr: string, count = 3) {

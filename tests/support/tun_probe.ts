@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { loadTunShim } from "../../src/vpn/tun/shim_path.ts";
 import { TunDevice } from "../../src/vpn/tun/tun_device.ts";
 import { raceTimeout, TIMED_OUT } from "../../src/util/timeout.ts";
+import { runOutput } from "../../scripts/lib/netns.ts";
 
 const LOCAL = "10.77.0.1";
 const PEER = "10.77.0.2";
@@ -52,17 +53,9 @@ export interface ProbeResult {
 }
 
 async function sh(argv: string[], check = true): Promise<{ ok: boolean; out: string }> {
-  const o = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const dec = new TextDecoder();
-  if (check && !o.success) {
-    throw new Error(`${argv.join(" ")} failed: ${dec.decode(o.stderr).trim()}`);
-  }
-  return { ok: o.success, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
+  const r = await runOutput(argv);
+  if (check && !r.ok) throw new Error(`${argv.join(" ")} failed: ${r.stderr.trim()}`);
+  return r;
 }
 
 function ip4(text: string): Uint8Array {
