@@ -27,7 +27,8 @@ export async function run(argv: string[], opts: { check?: boolean } = {}): Promi
   return r.stdout;
 }
 
-function onPath(cmd: string): boolean {
+/** Whether `cmd` is an executable file in one of PATH's directories. */
+export function onPath(cmd: string): boolean {
   return (Deno.env.get("PATH") ?? "").split(":").some((d) => {
     try {
       return Deno.statSync(`${d}/${cmd}`).isFile;

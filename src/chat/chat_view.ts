@@ -67,6 +67,18 @@ class Output {
   }
 }
 
+/**
+ * Runs `quit` on SIGINT and SIGTERM (a chat ends like /quit, telling the other side); returns
+ * the function that removes the listeners.
+ */
+export function quitOnSignals(quit: () => void): () => void {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? [] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, quit);
+  return () => {
+    for (const s of signals) Deno.removeSignalListener(s, quit);
+  };
+}
+
 /** NO_COLOR (https://no-color.org): present and not empty disables color. */
 export function colorWanted(): boolean {
   return !Deno.env.get("NO_COLOR") && Deno.stdout.isTerminal();

@@ -7,7 +7,7 @@ import { callDaemon, IpcClient } from "../ipc/client.ts";
 import type { VerifyResult } from "../ipc/results.ts";
 import { SerialQueue } from "../util/serial_queue.ts";
 import { handleChatLine } from "./chat_input.ts";
-import type { ChatView } from "./chat_view.ts";
+import { type ChatView, quitOnSignals } from "./chat_view.ts";
 import type { ChatPoll, ChatSendResult } from "./member_service.ts";
 import { charCount, MAX_MESSAGE_CHARS } from "./states.ts";
 
@@ -52,8 +52,7 @@ class MemberChat {
     const finished = new Promise<number>((resolve) => this.#done = resolve);
     const view = this.#o.view;
     const quit = () => this.#finish(Exit.ok);
-    const signals: Deno.Signal[] = Deno.build.os === "windows" ? [] : ["SIGINT", "SIGTERM"];
-    for (const s of signals) Deno.addSignalListener(s, quit);
+    const unlisten = quitOnSignals(quit);
     view.notice(
       `team chat with ${this.#peer}: end-to-end encrypted in the peer session, kept in memory ` +
         `only. ${this.#online ? `${this.#peer} is online.` : `${this.#peer} is offline.`}`,
@@ -72,7 +71,7 @@ class MemberChat {
     });
     this.#pollLoop();
     return finished.finally(() => {
-      for (const s of signals) Deno.removeSignalListener(s, quit);
+      unlisten();
       view.stop();
     });
   }

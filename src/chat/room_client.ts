@@ -5,7 +5,7 @@
 import { Exit } from "../errors.ts";
 import { randomBytes } from "../crypto/random.ts";
 import { handleChatLine } from "./chat_input.ts";
-import type { ChatView } from "./chat_view.ts";
+import { type ChatView, quitOnSignals } from "./chat_view.ts";
 import { type ChatEffect, type ChatMode, RoomSession } from "./room_session.ts";
 
 /** How long a closing socket may take to send its last frames. */
@@ -47,11 +47,10 @@ class RoomChat {
   run(): Promise<number> {
     const finished = new Promise<number>((resolve) => this.#done = resolve);
     const quit = () => this.#apply(this.#session.quit());
-    const signals: Deno.Signal[] = Deno.build.os === "windows" ? [] : ["SIGINT", "SIGTERM"];
-    for (const s of signals) Deno.addSignalListener(s, quit);
+    const unlisten = quitOnSignals(quit);
     this.#apply(this.#session.begin());
     return finished.finally(() => {
-      for (const s of signals) Deno.removeSignalListener(s, quit);
+      unlisten();
       clearTimeout(this.#retry);
       this.#o.view.stop();
     });

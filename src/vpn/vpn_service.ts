@@ -11,6 +11,7 @@ import {
   formatIp,
   type IpAddress,
   parseCidr,
+  sameBytes,
 } from "../config/validators.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PeerBus } from "../peer/bus.ts";
@@ -521,5 +522,5 @@ function addBounded<T>(list: T[], item: T): void {
 }
 
 function sameIp(a: IpAddress, b: IpAddress): boolean {
-  return a.family === b.family && a.bytes.every((x, i) => x === b.bytes[i]);
+  return a.family === b.family && sameBytes(a.bytes, b.bytes);
 }

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { den, denCommand, initNode, waitFor } from "../../scripts/lib/den_process.ts";
-import { NetnsLab, netnsUnavailable, runOutput } from "../../scripts/lib/netns.ts";
+import { NetnsLab, netnsUnavailable, onPath, runOutput } from "../../scripts/lib/netns.ts";
 import type { PeerView } from "../../src/peer/view.ts";
 import type { NetworkStatus, RouteView, VpnStatus } from "../../src/vpn/vpn_service.ts";
 
@@ -33,10 +33,6 @@ function exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function onPath(cmd: string): boolean {
-  return (Deno.env.get("PATH") ?? "").split(":").some((d) => exists(`${d}/${cmd}`));
 }
 
 /** Why this test cannot run here; builds the TUN shim first when it is missing. */

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
-import { NetnsLab, netnsUnavailable } from "../../scripts/lib/netns.ts";
+import { NetnsLab, netnsUnavailable, onPath } from "../../scripts/lib/netns.ts";
 import { toHex } from "../../src/crypto/encoding.ts";
 import { DenError } from "../../src/errors.ts";
 import { loadTunShim, shimFileName } from "../../src/vpn/tun/shim_path.ts";
@@ -17,17 +17,6 @@ import type { ProbeResult } from "../support/tun_probe.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const probe = new URL("../support/tun_probe.ts", import.meta.url).pathname;
-
-function onPath(cmd: string): boolean {
-  if (cmd.includes("/")) return Deno.statSync(cmd).isFile;
-  return (Deno.env.get("PATH") ?? "").split(":").some((d) => {
-    try {
-      return Deno.statSync(`${d}/${cmd}`).isFile;
-    } catch {
-      return false;
-    }
-  });
-}
 
 function exists(path: string): boolean {
   try {

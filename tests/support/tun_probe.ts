@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { loadTunShim } from "../../src/vpn/tun/shim_path.ts";
 import { TunDevice } from "../../src/vpn/tun/tun_device.ts";
 import { raceTimeout, TIMED_OUT } from "../../src/util/timeout.ts";
-import { runOutput } from "../../scripts/lib/netns.ts";
+import { onPath, runOutput } from "../../scripts/lib/netns.ts";
 
 const LOCAL = "10.77.0.1";
 const PEER = "10.77.0.2";
@@ -136,16 +136,6 @@ function udpChecksumValid(p: Uint8Array): boolean {
   pseudo[9] = 17;
   new DataView(pseudo.buffer).setUint16(10, udp.length);
   return checksum(udp, 0xffff & ~checksum(pseudo)) === 0;
-}
-
-function onPath(cmd: string): boolean {
-  return (Deno.env.get("PATH") ?? "").split(":").some((d) => {
-    try {
-      return Deno.statSync(`${d}/${cmd}`).isFile;
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** The echo reply to an IPv4 ICMP echo request. */
