@@ -41,13 +41,24 @@ export const peersCommand: CommandSpec = {
       p.name,
       p.state,
       p.transport ?? "-",
+      p.data_path ?? "-",
       (p.transport === "relay" ? p.path : p.address) ?? "-",
       p.rtt_ms === null ? "-" : `${p.rtt_ms.toFixed(1)} ms`,
       ago(p.last_seen),
       `${bytes(p.bytes_in)} / ${bytes(p.bytes_out)}`,
       p.fingerprint ? shortFingerprint(p.fingerprint) : "-",
     ]);
-    const head = ["NAME", "STATE", "VIA", "ADDRESS", "RTT", "LAST SEEN", "IN / OUT", "FINGERPRINT"];
+    const head = [
+      "NAME",
+      "STATE",
+      "VIA",
+      "VPN PATH",
+      "ADDRESS",
+      "RTT",
+      "LAST SEEN",
+      "IN / OUT",
+      "FINGERPRINT",
+    ];
     writeOut(formatRows(head, rows));
     for (const p of peers.filter((p) => p.reason && p.state !== "connected")) {
       writeOut(`\n${p.name}: ${p.reason}\n`);

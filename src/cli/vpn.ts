@@ -34,7 +34,26 @@ function renderStatus(s: VpnStatus): string {
       out += `\n${n.name}: ${r.peer} refused our ${r.prefix}: ${r.reason}`;
     }
   }
-  return out.endsWith("\n") ? out : out + "\n";
+  out = out.endsWith("\n") ? out : out + "\n";
+  const dp = s.dataplane;
+  if (dp) {
+    out += `\ndirect UDP: ${dp.udp ?? `off (${dp.error})`}\n`;
+    if (dp.peers.length > 0) {
+      out += formatRows(
+        ["PEER", "PATH", "ENDPOINT", "RTT", "BATCHED"],
+        dp.peers.map((p) => [
+          p.peer,
+          p.path ?? "-",
+          p.endpoint ?? "-",
+          p.rtt_ms === null ? "-" : `${p.rtt_ms.toFixed(2)} ms`,
+          p.batched ? "yes" : "no",
+        ]),
+      );
+    }
+    const drops = Object.entries(dp.drops).map(([k, v]) => `${k} ${v}`).join(", ");
+    if (drops) out += `datagrams dropped: ${drops}\n`;
+  }
+  return out;
 }
 
 export const vpnStatusCommand: CommandSpec = {

@@ -174,6 +174,10 @@ export class Daemon {
       log: log.child("vpn"),
       // Under the node's data directory, so a --home node keeps everything in its home.
       loadShim: () => loadTunShim({ cacheDir: `${this.#paths.dataDir}/shim` }),
+      listen: () => peers.listenAddress,
+      transportOf: (fp) =>
+        peers.list().find((p) => p.fingerprint === fp && p.state === "connected")?.transport ??
+          null,
     });
     teams.onChange(() => this.#applyTeams());
     this.#peers.start();
@@ -281,7 +285,13 @@ export class Daemon {
       ["routes", () => this.#vpn!.routes()],
       ["status", () => this.status()],
       ["reload", () => this.reload()],
-      ["peers", () => this.#peerManager().list()],
+      ["peers", () =>
+        this.#peerManager().list().map((p) => ({
+          ...p,
+          data_path: p.fingerprint && p.state === "connected"
+            ? this.#vpn?.pathOf(p.fingerprint).path ?? null
+            : null,
+        }))],
       ["peers.verify", (p) => this.#peerManager().verify(stringParam(p, "name"))],
       ["peers.add", (p) =>
         this.#editPeers(() =>
@@ -429,8 +439,9 @@ export class Daemon {
     this.#rewrap?.stop();
     this.#secretsSync?.stop();
     this.#chat?.close();
-    this.#vpn?.stop();
+    const vpnStopped = this.#vpn?.stop(); // withdraws routes while sessions still run
     await this.#peers?.stop();
+    await vpnStopped;
     await Promise.allSettled([this.#ipc?.close(), this.#metricsServer?.close()]);
     this.#store?.close();
     this.#store = null;

@@ -103,6 +103,10 @@ export interface PeerRef {
   name: string;
   fingerprint: string;
   sharedTeams: string[];
+  /** Secret to the current session: the VPN data plane's keys come from it. */
+  dataPlaneKey: Uint8Array;
+  /** The peer's IP address when the session runs over a direct connection, else null. */
+  remoteIp: string | null;
 }
 
 export type ServiceHandler = (from: PeerRef, payload: Uint8Array) => void;
@@ -842,6 +846,8 @@ export class PeerManager {
       name: e.name,
       fingerprint: live.sc.established.peer.fingerprint,
       sharedTeams: live.sc.established.sharedTeams,
+      dataPlaneKey: live.sc.established.dataPlaneKey,
+      remoteIp: live.sc.transport === "relay" ? null : hostOf(live.sc.remote),
     };
   }
 
@@ -1003,4 +1009,10 @@ export class PeerManager {
       }
     }
   }
+}
+
+/** "HOST:PORT" or "[V6]:PORT" → HOST; null when it is not that shape. */
+function hostOf(remote: string): string | null {
+  const m = /^\[?([^\]]*?)\]?:\d+$/.exec(remote);
+  return m ? m[1] : null;
 }

@@ -21,4 +21,6 @@ export interface PeerView {
   pinned: boolean;
   direction: "outbound" | "inbound" | null;
   shared_teams: string[];
+  /** How VPN packets reach the peer: "udp" (direct), else the session's transport; null off. */
+  data_path?: string | null;
 }

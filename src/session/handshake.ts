@@ -100,6 +100,8 @@ export interface Established {
   role: Role;
   /** Secret to this session; moves it to another connection (attach.ts). */
   attachKey: Uint8Array;
+  /** Secret to this session; the VPN data plane derives its packet keys from it. */
+  dataPlaneKey: Uint8Array;
 }
 
 export type Role = "initiator" | "responder";
@@ -416,6 +418,7 @@ function establish(
       receiver: new RecordReceiver(receive),
       role,
       attachKey: keys.attach,
+      dataPlaneKey: keys.dataPlane,
     };
   } finally {
     wipe(keys.initiatorToResponder, keys.responderToInitiator);

@@ -17,6 +17,7 @@ export const LABELS = Object.freeze(
     trafficResponder: "den/v1 traffic r->i",
     rekey: "den/v1 rekey",
     attach: "den/v1 path attach",
+    dataPlane: "den/v1 data plane",
     signatureResponder: "den/v1 responder signature",
     signatureInitiator: "den/v1 initiator signature",
   } as const,
@@ -64,6 +65,8 @@ export interface TrafficKeys {
   responderToInitiator: Uint8Array;
   /** Proves, on a new connection, that it belongs to this session (attach.ts). */
   attach: Uint8Array;
+  /** The root of the VPN data plane's packet keys (docs/DATAPLANE.md). */
+  dataPlane: Uint8Array;
 }
 
 /** `sessionId` = the final transcript hash. */
@@ -82,6 +85,7 @@ export function trafficKeys(shared: Uint8Array, sessionId: Uint8Array): TrafficK
       KEY_BYTES,
     ),
     attach: hkdfSha256(shared, sessionId, utf8(LABELS.attach), KEY_BYTES),
+    dataPlane: hkdfSha256(shared, sessionId, utf8(LABELS.dataPlane), KEY_BYTES),
   };
 }
 

@@ -3,6 +3,9 @@
  * peers over their sessions (announce on connect and every 10 s, withdraw on shutdown, dropped
  * when a session ends or an announcement expires), and IP packets carried in the sessions:
  * TUN → route lookup → the peer's session → peer → its TUN.
+ *
+ * The packets themselves move in the data-plane worker (dataplane/, docs/DATAPLANE.md): directly
+ * over UDP, keyed from the session, when the peer answers there; through the session otherwise.
  */
 import type { NetworkConfig } from "../config/schema.ts";
 import {
@@ -11,6 +14,7 @@ import {
   formatIp,
   type IpAddress,
   parseCidr,
+  parseIp,
   sameBytes,
 } from "../config/validators.ts";
 import type { Logger } from "../log/logger.ts";
@@ -22,6 +26,10 @@ import { filterAnnouncement, hostPrefix, isPrefixWithin } from "./policy.ts";
 import { RouteTable } from "./route_table.ts";
 import type { TunShim } from "./tun/shim_path.ts";
 import { TunDevice } from "./tun/tun_device.ts";
+import { DataPlane } from "./dataplane/dataplane.ts";
+import { packetKey } from "./dataplane/keys.ts";
+import { decodeOffer, encodeOffer, OFFER_SALT_BYTES } from "../wire/dataplane.ts";
+import { randomBytes } from "../crypto/random.ts";
 import {
   decodePackets,
   decodeRefused,
@@ -30,8 +38,6 @@ import {
   encodeRefused,
   encodeRoutes,
   netTag,
-  packetDestination,
-  packetProblem,
   packetSource,
   VpnMsgType,
 } from "../wire/vpn.ts";
@@ -39,7 +45,9 @@ import {
 /** How often routes are announced again; an announcement lives three times as long. */
 export const ANNOUNCE_EVERY_MS = 10_000;
 const ROUTE_TTL_MS = 3 * ANNOUNCE_EVERY_MS + 5_000;
-const READ_TIMEOUT_MS = 200;
+/** Each peer gets a fresh receive slot (new data-plane key) this often. */
+export const DATA_REKEY_MS = 120_000;
+const MAX_OFFER_ADDRESSES = 8;
 
 export type DropReason = "no_route" | "too_big" | "spoofed" | "malformed" | "peer_gone";
 
@@ -66,6 +74,24 @@ export interface VpnStatus {
   enabled: boolean;
   reason: string | null;
   networks: NetworkStatus[];
+  dataplane: DataPlaneStatus | null;
+}
+
+/** The direct UDP data plane: its socket, what it dropped, and the path to each peer. */
+export interface DataPlaneStatus {
+  udp: string | null;
+  error: string | null;
+  drops: Record<string, number>;
+  peers: PeerPathView[];
+}
+
+export interface PeerPathView {
+  peer: string;
+  /** "udp" (direct), or the session's transport ("tcp", "relay") when packets go through it. */
+  path: string | null;
+  endpoint: string | null;
+  rtt_ms: number | null;
+  batched: boolean;
 }
 
 export interface RouteView {
@@ -86,6 +112,10 @@ export interface VpnServiceOptions {
   now?: () => number;
   /** Why the VPN cannot run here (null: it can); defaults to the capability check. */
   unavailable?: () => string | null;
+  /** The peer listen address ("HOST:PORT"): the data plane binds UDP there too. */
+  listen: () => string;
+  /** The transport of the session with a peer ("tcp", "relay"), null without one. */
+  transportOf: (fingerprint: string) => string | null;
 }
 
 class Network {
@@ -103,6 +133,7 @@ class Network {
   readonly refusedSent = new Set<string>();
   /** Peers that announced this network, by fingerprint: their address, and subnets routed. */
   readonly peers = new Map<string, { address: IpAddress | null; kernelRoutes: string[] }>();
+  /** Packets through peer sessions (the worker counts the rest). */
   packetsIn = 0;
   packetsOut = 0;
   bytesIn = 0;
@@ -136,20 +167,38 @@ export class VpnService {
   readonly #byTag = new Map<string, Network>();
   #reason: string | null = null;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #rekeyTimer: ReturnType<typeof setInterval> | undefined;
   #shim: TunShim | null = null;
+  #dp: DataPlane | null = null;
+  /** Offers that came before our data plane was up, applied when it is. */
+  readonly #earlyOffers = new Map<string, { from: PeerRef; payload: Uint8Array }>();
+  /** Our receive slot indices in use: a new one never repeats a live one. */
+  readonly #slotIndex = new Map<string, number[]>();
 
   constructor(o: VpnServiceOptions) {
     this.#o = { now: Date.now, ip: runIp, ...o };
     o.bus.onMessage(VpnMsgType.routes, (from, payload) => this.#onRoutes(from, payload));
     o.bus.onMessage(VpnMsgType.packets, (from, payload) => this.#onPackets(from, payload));
     o.bus.onMessage(VpnMsgType.refused, (from, payload) => this.#onRefused(from, payload));
-    o.bus.onConnected((peer) => this.#announceTo(peer.fingerprint));
-    o.bus.onDisconnected((fp) => this.#forget(fp, "session ended"));
+    o.bus.onMessage(VpnMsgType.offer, (from, payload) => this.#onOffer(from, payload));
+    o.bus.onConnected((peer) => {
+      this.#offer(peer);
+      this.#announceTo(peer.fingerprint);
+    });
+    o.bus.onDisconnected((fp) => {
+      this.#forget(fp, "session ended");
+      this.#slotIndex.delete(fp);
+      this.#earlyOffers.delete(fp);
+      this.#dp?.peerGone(fp);
+    });
   }
 
   /** Opens every network's TUN; on failure the VPN stays off and status says why. */
   async start(): Promise<void> {
     this.#timer = setInterval(() => this.#tick(), ANNOUNCE_EVERY_MS);
+    this.#rekeyTimer = setInterval(() => {
+      for (const peer of this.#o.bus.connectedPeers()) this.#offer(peer);
+    }, DATA_REKEY_MS);
     await this.apply(this.#o.networks);
   }
 
@@ -195,12 +244,27 @@ export class VpnService {
       return null;
     }
     try {
-      return this.#shim = await this.#o.loadShim();
+      this.#shim = await this.#o.loadShim();
+      await this.#startDataPlane(this.#shim);
+      return this.#shim;
     } catch (err) {
       this.#reason = err instanceof Error ? err.message : String(err);
       this.#o.log.warn("VPN off", { reason: this.#reason });
       return null;
     }
+  }
+
+  async #startDataPlane(shim: TunShim): Promise<void> {
+    this.#dp = await DataPlane.start({
+      shimPath: shim.path,
+      bind: this.#o.listen(),
+      log: this.#o.log.child("dataplane"),
+      onSession: (peer, net, packets) => this.#viaSession(peer, net, packets),
+    });
+    // Sessions that came up before the VPN did get their slot now, and their offers apply.
+    for (const peer of this.#o.bus.connectedPeers()) this.#offer(peer);
+    for (const { from, payload } of this.#earlyOffers.values()) this.#onOffer(from, payload);
+    this.#earlyOffers.clear();
   }
 
   async #open(shim: TunShim, cfg: NetworkConfig): Promise<void> {
@@ -235,18 +299,22 @@ export class VpnService {
       interface: tun.name,
       address: `${formatIp(address)}/${prefix.bits}`,
     });
-    this.#readLoop(net);
+    this.#dp?.addNet(cfg.name, net.tag, tun.fd, cfg.mtu);
     for (const peer of this.#o.bus.connectedPeers()) this.#announceTo(peer.fingerprint, net);
   }
 
   /** Withdraws our routes from every peer and closes the TUNs (which removes the interfaces). */
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.#timer);
-    for (const net of [...this.#networks.values()]) this.#close(net);
+    clearInterval(this.#rekeyTimer);
+    const closing = [...this.#networks.values()].map((net) => this.#close(net));
+    await Promise.all(closing);
+    await this.#dp?.stop();
+    this.#dp = null;
   }
 
   /** Withdraws the network's routes from every peer and closes its TUN (removing the interface). */
-  #close(net: Network): void {
+  #close(net: Network): Promise<void> {
     for (const peer of this.#o.bus.connectedPeers()) {
       this.#o.bus.send(
         peer.fingerprint,
@@ -255,19 +323,32 @@ export class VpnService {
       );
     }
     net.closed = true;
-    void net.tun.close();
     this.#networks.delete(net.cfg.name);
     this.#byTag.delete(net.tag.toHex());
     this.#o.log.info("network down", { network: net.cfg.name });
+    // The worker lets go of the descriptor first: its number must not be reused under a poll.
+    const released = this.#dp?.closeNet(net.cfg.name) ?? Promise.resolve();
+    return released.then(() => net.tun.close());
   }
 
   status(): VpnStatus {
     const now = this.#o.now();
+    const names = new Map(this.#o.bus.connectedPeers().map((p) => [p.fingerprint, p.name]));
     return {
       enabled: this.#networks.size > 0,
       reason: this.#reason,
+      dataplane: this.#dp && {
+        udp: this.#dp.local,
+        error: this.#dp.udpError,
+        drops: this.#dp.drops,
+        peers: [...names].map(([fp, name]) => ({ peer: name, ...this.pathOf(fp) }))
+          .sort((a, b) => a.peer.localeCompare(b.peer)),
+      },
       networks: [...this.#networks.values()].map((n) => {
-        n.table.expire(now);
+        this.#expire(n, now);
+        const w = this.#dp?.counters(n.cfg.name);
+        const drops = { ...Object.fromEntries(n.drops) };
+        for (const [k, v] of Object.entries(w?.drops ?? {})) drops[k] = (drops[k] ?? 0) + v;
         return {
           name: n.cfg.name,
           interface: n.tun.name,
@@ -275,11 +356,11 @@ export class VpnService {
           prefix: formatCidr(n.prefix),
           peers: n.peers.size,
           routes: n.table.routes().length,
-          packets_in: n.packetsIn,
-          packets_out: n.packetsOut,
-          bytes_in: n.bytesIn,
-          bytes_out: n.bytesOut,
-          drops: Object.fromEntries(n.drops),
+          packets_in: n.packetsIn + (w?.packets_in ?? 0),
+          packets_out: n.packetsOut + (w?.packets_out ?? 0),
+          bytes_in: n.bytesIn + (w?.bytes_in ?? 0),
+          bytes_out: n.bytesOut + (w?.bytes_out ?? 0),
+          drops,
           rejected: n.rejected.slice(-20),
           refused_by_peers: n.refusedByPeers.slice(-20),
           collision: n.collision,
@@ -288,11 +369,25 @@ export class VpnService {
     };
   }
 
+  /** How packets to a peer travel now: directly over UDP, or through its session. */
+  pathOf(fingerprint: string): Omit<PeerPathView, "peer"> {
+    const p = this.#dp?.path(fingerprint);
+    if (p?.direct) {
+      return { path: "udp", endpoint: p.endpoint, rtt_ms: p.rtt_ms, batched: p.batched };
+    }
+    return {
+      path: this.#o.transportOf(fingerprint),
+      endpoint: null,
+      rtt_ms: null,
+      batched: false,
+    };
+  }
+
   routes(): RouteView[] {
     const now = this.#o.now();
     const names = new Map(this.#o.bus.connectedPeers().map((p) => [p.fingerprint, p.name]));
     return [...this.#networks.values()].flatMap((n) => {
-      n.table.expire(now);
+      this.#expire(n, now);
       return n.table.routes().map((r) => ({
         network: n.cfg.name,
         prefix: formatCidr(r.prefix),
@@ -306,11 +401,89 @@ export class VpnService {
   #tick(): void {
     const now = this.#o.now();
     for (const net of this.#networks.values()) {
-      for (const r of net.table.expire(now)) {
+      for (const r of this.#expire(net, now)) {
         this.#o.log.info("route expired", { network: net.cfg.name, prefix: formatCidr(r.prefix) });
       }
     }
     for (const peer of this.#o.bus.connectedPeers()) this.#announceTo(peer.fingerprint);
+  }
+
+  /** Drops expired routes; the worker's copy follows. */
+  #expire(net: Network, now: number) {
+    const gone = net.table.expire(now);
+    if (gone.length > 0) this.#routesChanged(net);
+    return gone;
+  }
+
+  /** The worker routes with a copy of the table: send it every change. */
+  #routesChanged(net: Network): void {
+    this.#dp?.setRoutes(
+      net.cfg.name,
+      net.table.routes().map((r) => ({ prefix: r.prefix, peer: r.peer, metric: r.metric })),
+    );
+  }
+
+  /**
+   * Opens a fresh receive slot for `peer` and offers it through the session: the peer derives
+   * the same key from the session's data-plane secret and the offer's salt (dataplane/keys.ts).
+   */
+  #offer(peer: PeerRef): void {
+    const dp = this.#dp;
+    if (!dp) return;
+    const used = this.#slotIndex.get(peer.fingerprint) ?? [];
+    let index: number;
+    do {
+      index = new DataView(randomBytes(4).buffer).getUint32(0);
+    } while (index === 0 || used.includes(index));
+    this.#slotIndex.set(peer.fingerprint, [...used.slice(-2), index]);
+    const salt = randomBytes(OFFER_SALT_BYTES);
+    dp.openSlot(
+      peer.fingerprint,
+      index,
+      packetKey(peer.dataPlaneKey, salt, this.#o.fingerprint, index),
+    );
+    const port = dp.local ? Number(dp.local.slice(dp.local.lastIndexOf(":") + 1)) : 0;
+    this.#o.bus.send(
+      peer.fingerprint,
+      VpnMsgType.offer,
+      encodeOffer({ index, salt, port, addresses: port ? ownAddresses(dp.local!) : [] }),
+    );
+  }
+
+  /** The peer's slot for us: where to send, and with which key. */
+  #onOffer(from: PeerRef, payload: Uint8Array): void {
+    const offer = decodeOffer(payload);
+    if (!offer) {
+      this.#o.log.warn("malformed data-plane offer", { peer: from.name });
+      return;
+    }
+    if (!this.#dp) {
+      this.#earlyOffers.set(from.fingerprint, { from, payload });
+      return;
+    }
+    const hosts = [from.remoteIp, ...offer.addresses.map(formatIp)].filter((h) => h !== null);
+    const candidates = offer.port === 0
+      ? []
+      : [...new Set(hosts)].map((h) =>
+        h.includes(":") ? `[${h}]:${offer.port}` : `${h}:${offer.port}`
+      );
+    const key = packetKey(from.dataPlaneKey, offer.salt, from.fingerprint, offer.index);
+    this.#dp.setSend(from.fingerprint, offer.index, key, candidates);
+  }
+
+  /** Packets the worker could not send directly: through the peer's session. */
+  #viaSession(peer: string, name: string, packets: Uint8Array[]): void {
+    const net = this.#networks.get(name);
+    if (!net) return;
+    let rest = packets;
+    while (rest.length > 0) {
+      const { payload, taken } = encodePackets(net.tag, rest);
+      if (!this.#o.bus.send(peer, VpnMsgType.packets, payload)) {
+        net.drop("peer_gone", rest.length);
+        return;
+      }
+      rest = rest.slice(taken);
+    }
   }
 
   #announceTo(fingerprint: string, only?: Network): void {
@@ -373,6 +546,7 @@ export class VpnService {
       );
     }
     net.table.announce(from.fingerprint, accepted, this.#o.now(), msg.ttlMs);
+    this.#routesChanged(net);
     this.#syncKernelRoutes(net, from.fingerprint, address, accepted);
     if (first) this.#announceTo(from.fingerprint, net);
   }
@@ -408,6 +582,7 @@ export class VpnService {
   #forget(fingerprint: string, why: string, only?: Network): void {
     for (const net of only ? [only] : this.#networks.values()) {
       const removed = net.table.withdraw(fingerprint);
+      if (removed.length > 0) this.#routesChanged(net);
       for (const key of net.refusedSent) {
         if (key.startsWith(`${fingerprint} `)) net.refusedSent.delete(key);
       }
@@ -416,59 +591,6 @@ export class VpnService {
       for (const cidr of peer?.kernelRoutes ?? []) void net.link.removeRoute(cidr);
       if (removed.length > 0) {
         this.#o.log.info("routes removed", { network: net.cfg.name, routes: removed.length, why });
-      }
-    }
-  }
-
-  async #readLoop(net: Network): Promise<void> {
-    while (!net.closed) {
-      let packets: Uint8Array[];
-      try {
-        packets = await net.tun.readBatch(READ_TIMEOUT_MS);
-      } catch (err) {
-        if (!net.closed) this.#o.log.error("TUN read failed", { error: String(err) });
-        return;
-      }
-      if (packets.length > 0) this.#forward(net, packets);
-    }
-  }
-
-  /** TUN → route lookup → one message per peer (as many packets as fit in each). */
-  #forward(net: Network, packets: Uint8Array[]): void {
-    const now = this.#o.now();
-    const byPeer = new Map<string, Uint8Array[]>();
-    for (const p of packets) {
-      if (p.length > net.cfg.mtu) {
-        net.drop("too_big");
-        continue;
-      }
-      if (packetProblem(p)) {
-        net.drop("malformed");
-        continue;
-      }
-      const dst = packetDestination(p);
-      const route = dst ? net.table.lookup(dst, now) : null;
-      if (!route) {
-        net.drop(dst ? "no_route" : "malformed");
-        continue;
-      }
-      const list = byPeer.get(route.peer);
-      if (list) list.push(p);
-      else byPeer.set(route.peer, [p]);
-    }
-    for (const [peer, list] of byPeer) {
-      let rest = list;
-      while (rest.length > 0) {
-        const { payload, taken } = encodePackets(net.tag, rest);
-        if (!this.#o.bus.send(peer, VpnMsgType.packets, payload)) {
-          net.drop("peer_gone", rest.length);
-          break;
-        }
-        for (const p of rest.slice(0, taken)) {
-          net.packetsOut++;
-          net.bytesOut += p.length;
-        }
-        rest = rest.slice(taken);
       }
     }
   }
@@ -523,4 +645,25 @@ function addBounded<T>(list: T[], item: T): void {
 
 function sameIp(a: IpAddress, b: IpAddress): boolean {
   return a.family === b.family && sameBytes(a.bytes, b.bytes);
+}
+
+/**
+ * Our addresses a peer may try for the data plane: the bound host itself, or every non-loopback,
+ * non-link-local interface address when bound to a wildcard.
+ */
+function ownAddresses(local: string): IpAddress[] {
+  const host = local.startsWith("[") ? local.slice(1, local.lastIndexOf("]")) : local.split(":")[0];
+  if (host !== "0.0.0.0" && host !== "::") return [parseIp(host)];
+  const out: IpAddress[] = [];
+  for (const i of Deno.networkInterfaces()) {
+    if (i.family === "IPv6" && host === "0.0.0.0") continue;
+    if (i.name.startsWith("den-")) continue; // our own overlays: a probe there would loop
+    const ip = parseIp(i.address.split("%")[0]);
+    if (ip.family === 4 && ip.bytes[0] === 127) continue;
+    if (ip.family === 6 && (ip.bytes[0] === 0xfe && (ip.bytes[1] & 0xc0) === 0x80)) continue;
+    if (ip.family === 6 && ip.bytes.every((b, k) => b === (k === 15 ? 1 : 0))) continue;
+    if (!out.some((a) => sameIp(a, ip))) out.push(ip);
+    if (out.length === MAX_OFFER_ADDRESSES) break;
+  }
+  return out;
 }

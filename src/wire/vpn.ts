@@ -32,7 +32,7 @@ import {
 } from "../config/validators.ts";
 import { MAX_RECORD_PAYLOAD } from "../session/record.ts";
 
-export const VpnMsgType = { routes: 26, packets: 27, refused: 28 } as const;
+export const VpnMsgType = { routes: 26, packets: 27, refused: 28, offer: 29 } as const;
 
 export const ROUTES_VERSION = 1;
 export const MAX_ROUTES = 256;

@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { NetnsLab, netnsUnavailable, onPath } from "../../scripts/lib/netns.ts";
 import { toHex } from "../../src/crypto/encoding.ts";
 import { DenError } from "../../src/errors.ts";
-import { loadTunShim, shimFileName } from "../../src/vpn/tun/shim_path.ts";
+import { loadTunShim, shimFileName, TUN_SHIM_ABI } from "../../src/vpn/tun/shim_path.ts";
 import { errnoText } from "../../src/vpn/tun/tun_device.ts";
 import type { ProbeResult } from "../support/tun_probe.ts";
 
@@ -84,7 +84,7 @@ Deno.test({
 
       const a = await loadTunShim({ cacheDir: cache });
       try {
-        assert.equal(a.symbols.den_tun_abi_version(), 1);
+        assert.equal(a.symbols.den_tun_abi_version(), TUN_SHIM_ABI);
       } finally {
         a.close();
       }
@@ -109,7 +109,7 @@ Deno.test({
       await Deno.writeFile(a.path, new TextEncoder().encode("not a library"), { mode: 0o600 });
       const c = await loadTunShim({ cacheDir: cache });
       try {
-        assert.equal(c.symbols.den_tun_abi_version(), 1);
+        assert.equal(c.symbols.den_tun_abi_version(), TUN_SHIM_ABI);
       } finally {
         c.close();
       }

@@ -45,7 +45,7 @@
 #endif
 #endif
 
-#define DEN_TUN_ABI_VERSION 1
+#define DEN_TUN_ABI_VERSION 2 /* 2: den_udp.c (batched UDP, den_poll) */
 #define DEN_EXPORT __attribute__((visibility("default")))
 
 /* out_name is documented as 16 bytes; that is IFNAMSIZ on Linux and macOS. */

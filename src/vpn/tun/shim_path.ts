@@ -13,7 +13,7 @@ import { DenError, isNotFound } from "../../errors.ts";
 import { writeFileAtomic } from "../../util/fsio.ts";
 import { TUN_SYMBOLS, type TunSymbols } from "./tun_device.ts";
 
-export const TUN_SHIM_ABI = 1;
+export const TUN_SHIM_ABI = 2;
 
 /** A loaded shim. */
 export interface TunShim {
@@ -126,7 +126,7 @@ async function cachedCopyMatches(path: string, hash: string): Promise<boolean> {
 
 /**
  * Loads the shim for this OS and architecture: copies it to the hash-named cache file (see the
- * module comment), dlopens that and checks den_tun_abi_version() === 1.
+ * module comment), dlopens that and checks den_tun_abi_version() === TUN_SHIM_ABI.
  */
 export async function loadTunShim(opts: { cacheDir?: string } = {}): Promise<TunShim> {
   const file = shimFileName(Deno.build.os, Deno.build.arch);

@@ -6,7 +6,7 @@
 import { DenError } from "../../errors.ts";
 import type { TunShim } from "./shim_path.ts";
 
-/** The shim's symbols as Deno.dlopen wants them (ABI version 1). */
+/** The shim's symbols as Deno.dlopen wants them (ABI version 2). */
 export const TUN_SYMBOLS = {
   den_tun_abi_version: { parameters: [], result: "i32" },
   /** (name NUL-terminated, mtu or 0, out_name 16 bytes) → fd | -errno */
