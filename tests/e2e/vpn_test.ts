@@ -9,12 +9,22 @@
  */
 import assert from "node:assert/strict";
 import { den, denCommand, initNode, waitFor } from "../../scripts/lib/den_process.ts";
-import { NetnsLab, netnsUnavailable, onPath, runOutput } from "../../scripts/lib/netns.ts";
+import { NetnsLab, onPath } from "../../scripts/lib/netns.ts";
 import type { PeerView } from "../../src/peer/view.ts";
 import type { NetworkStatus, RouteView, VpnStatus } from "../../src/vpn/vpn_service.ts";
+import {
+  childEnv,
+  denArgv,
+  json,
+  type Logged,
+  nsRun,
+  ping,
+  spawnLogged,
+  tail,
+  timed,
+  unavailable,
+} from "../support/vpn_e2e.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const SHIM = `${ROOT}dist/shim/libden_tun-linux-${Deno.build.arch}.so`;
 const OFFICE = "100.80.0.0/16";
 const LAB6 = "fd00:80::/64";
 const C_SUBNET = "10.99.0.0/24";
@@ -26,109 +36,13 @@ const LINKS = { a: "10.61.1", b: "10.61.2", c: "10.61.3" } as const;
 type NodeName = keyof typeof LINKS;
 const NAMES: NodeName[] = ["a", "b", "c"];
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Why this test cannot run here; builds the TUN shim first when it is missing. */
-async function unavailable(): Promise<string | null> {
-  const why = netnsUnavailable(["ping"]);
-  if (why) return why;
-  if (!exists("/dev/net/tun")) return "no /dev/net/tun";
-  if (exists(SHIM)) return null;
-  if (!onPath("cc")) return `no TUN shim (${SHIM}) and no cc to build it`;
-  const out = await new Deno.Command("bash", {
-    args: [`${ROOT}scripts/build-shim`],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success || !exists(SHIM)) {
-    return `scripts/build-shim failed: ${new TextDecoder().decode(out.stderr).trim()}`;
-  }
-  return null;
-}
-
 const why = await unavailable();
 if (why) console.warn(`SKIPPED vpn e2e: ${why}`);
-
-/** `ip netns exec NS argv…` without throwing: exit status and everything printed. */
-function nsRun(ns: string, argv: string[]): Promise<{ ok: boolean; out: string }> {
-  return runOutput(["ip", "netns", "exec", ns, ...argv]);
-}
-
-function ping(ns: string, addr: string, count = 3) {
-  return nsRun(ns, ["ping", "-n", "-c", String(count), "-i", "0.2", "-W", "2", addr]);
-}
-
-/** A child process whose stderr (a den log) is collected. */
-function spawnLogged(cmd: Deno.Command): Logged {
-  const child = cmd.spawn();
-  let log = "";
-  const done = (async () => {
-    const dec = new TextDecoder();
-    for await (const c of child.stderr) log += dec.decode(c, { stream: true });
-  })();
-  child.stdout.cancel();
-  let exited = false;
-  child.status.then(() => exited = true);
-  return {
-    child,
-    log: () => log,
-    exited: () => exited,
-    async stop(signal: Deno.Signal = "SIGKILL") {
-      try {
-        child.kill(signal);
-      } catch { /* gone */ }
-      await child.status;
-      await done;
-    },
-  };
-}
-
-/** `deno run <den's flags>` as `deno task den` has them (deno.json), for a wrapped daemon. */
-function denArgv(args: string[]): string[] {
-  const cfg = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
-  const words = String(cfg.tasks.den).split(/\s+/);
-  const flags = words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
-  return [Deno.execPath(), "run", ...flags, `${ROOT}main.ts`, ...args];
-}
-
-function childEnv(): Record<string, string> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
-  for (const k of ["RUST_BACKTRACE", "DEN_HOME", "DEN_PASSPHRASE"]) delete env[k];
-  return env;
-}
-
-async function json<T>(home: string, args: string[]): Promise<T | undefined> {
-  const r = await den([...args, "--json", "--home", home]);
-  if (r.code !== 0) return undefined;
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    return undefined;
-  }
-}
 
 async function office(home: string): Promise<NetworkStatus | undefined> {
   return (await json<VpnStatus>(home, ["vpn", "status"]))?.networks.find((n) =>
     n.name === "office"
   );
-}
-
-function tail(text: string, lines = 40): string {
-  return text.trimEnd().split("\n").slice(-lines).join("\n");
-}
-
-interface Logged {
-  child: Deno.ChildProcess;
-  log(): string;
-  exited(): boolean;
-  stop(signal?: Deno.Signal): Promise<void>;
 }
 
 interface Node {
@@ -143,14 +57,6 @@ interface Node {
   daemon: Logged | null;
   /** Logs of its earlier daemons (restarts). */
   pastLogs: string;
-}
-
-/** How long `fn` took, printed. */
-async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  const out = await fn();
-  console.log(`vpn e2e: ${what}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  return out;
 }
 
 Deno.test({

@@ -82,7 +82,9 @@ export class PathState {
     if (now >= this.#nextProbe) {
       const targets = direct ? [this.#endpoint!] : this.#candidates;
       for (const to of targets) out.push(this.#probe(to, now, 0));
-      const eager = direct || now - this.#probingSince < EAGER_FOR_MS;
+      // Eager for a while after new candidates, and after the direct path went down.
+      const since = Math.max(this.#probingSince, this.#lastReply + DOWN_AFTER_MS);
+      const eager = direct || now - since < EAGER_FOR_MS;
       this.#nextProbe = now + (eager ? PROBE_EVERY_MS : SLOW_PROBE_MS);
     }
     if (direct && now >= this.#nextJumbo) {

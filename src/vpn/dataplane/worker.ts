@@ -32,13 +32,13 @@ import {
 import { ADDRESS_RECORD, addressRecord, addressText, DATAPLANE_SYMBOLS } from "./ffi.ts";
 import type { DataPlaneSymbols } from "./ffi.ts";
 import type { FromWorker, NetCounters, PeerPath, ToWorker, WorkerInit } from "./messages.ts";
-import { JUMBO_DATAGRAM, PathState } from "./path.ts";
+import { JUMBO_DATAGRAM, PathState, SAFE_DATAGRAM } from "./path.ts";
 import { ReplayWindow } from "./replay_window.ts";
 
 const BATCH = 64;
 /** Room per received datagram: the largest we send, and some. */
 const UDP_SLOT = JUMBO_DATAGRAM + 256;
-const POLL_MS = 20;
+const POLL_MS = 50;
 /**
  * After traffic, for this long, the thread wakes every WARM_POLL_MS and runs a throwaway seal:
  * a cold crypto path costs 60–150 µs per packet here, a warm one ~10 µs (docs/DATAPLANE.md,
@@ -602,7 +602,7 @@ function pathOf(p: Peer, now: number): PeerPath {
     direct: p.path.direct(now),
     endpoint: p.path.endpoint(now),
     rtt_ms: p.path.rttMs === null ? null : Math.round(p.path.rttMs * 100) / 100,
-    batched: p.path.maxDatagram(now) > 1500,
+    batched: p.path.direct(now) && p.path.maxDatagram(now) > SAFE_DATAGRAM,
   };
 }
 
