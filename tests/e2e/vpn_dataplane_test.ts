@@ -560,7 +560,12 @@ Deno.test({
           try {
             d.child.kill("SIGTERM");
           } catch { /* gone */ }
-          const status = await Promise.race([d.child.status, sleep(10_000).then(() => null)]);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const status = await Promise.race([
+            d.child.status,
+            new Promise<null>((r) => timer = setTimeout(() => r(null), 10_000)),
+          ]);
+          clearTimeout(timer);
           if (!status) await d.stop("SIGKILL");
           assert.ok(status, "b's daemon did not exit within 10 s of SIGTERM");
           log(`b's daemon exited (code ${status.code}) after ${seconds(t0)} s`);
@@ -599,7 +604,7 @@ Deno.test({
         assert.ok(out.success, `bash -n ${path}: ${new TextDecoder().decode(out.stderr)}`);
       });
     } finally {
-      for (const bg of running) await bg.finish("SIGKILL").catch(() => {});
+      for (const bg of running) await bg.finish("SIGTERM").catch(() => {});
       await unblockAll().catch(() => {});
       for (const n of Object.values(nodes)) await n.daemon?.stop().catch(() => {});
       await lab.destroy();
