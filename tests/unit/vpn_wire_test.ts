@@ -70,7 +70,7 @@ const GOOD = {
 // ---- types and tags ----
 
 Deno.test("vpn wire: message types and the netTag vector", () => {
-  assert.deepEqual(VpnMsgType, { routes: 26, packets: 27, refused: 28 });
+  assert.deepEqual(VpnMsgType, { routes: 26, packets: 27, refused: 28, offer: 29 });
   assert.equal(toHex(netTag("office")), "0c41048d");
   const direct = createHash("sha256").update("den-vpn-net-v1office").digest();
   assert.equal(toHex(netTag("office")), toHex(new Uint8Array(direct.subarray(0, 4))));
