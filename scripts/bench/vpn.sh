@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # VPN throughput and latency, side by side in one run: raw veth, a wireguard-go tunnel and a den
 # tunnel between two network namespaces joined by a veth pair. Each is measured RUNS times with
-# iperf3 (one TCP stream, SECS seconds) and ping (20 × 0.05 s); the summary prints min / median /
-# max and den's ratios to wireguard-go.
+# iperf3 (one TCP stream, SECS seconds) and ping (20 × 0.05 s, the run's figure is the median of
+# its 20 round trips); the summary prints min / median / max over the runs and den's ratios to
+# wireguard-go.
 #
 # usage: scripts/bench/vpn.sh [-n RUNS] [-t SECS] [-o veth,wg,den]
 # Needs root. Installs iperf3, wireguard-go, wireguard-tools, jq and ping with apt when missing.
@@ -87,8 +88,10 @@ measure() {
     gbps=$(timeout $((SECS + 15)) ip netns exec "$NS_A" iperf3 -c "$dst" -t "$SECS" -J |
       jq '.end.sum_received.bits_per_second / 1e9' 2>/dev/null || echo 0)
     wait "$srv" 2>/dev/null || true
-    rtt=$(timeout 20 ip netns exec "$NS_A" ping -n -q -c 20 -i 0.05 -w 15 "$dst" |
-      awk -F/ '/^rtt/ { print $5 }')
+    # the median of the run's 20 round trips: one stall of this noisy machine does not decide it
+    rtt=$(timeout 20 ip netns exec "$NS_A" ping -n -c 20 -i 0.05 -w 15 "$dst" |
+      sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -g |
+      awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
     printf '%s\ttcp_gbps\t%s\n%s\tping_ms\t%s\n' "$label" "${gbps:-0}" "$label" "${rtt:-nan}" |
       tee -a "$RESULTS" | sed 's/^/# /' >&2
     sleep 1
