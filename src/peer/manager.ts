@@ -1013,6 +1013,9 @@ export class PeerManager {
 
 /** "HOST:PORT" or "[V6]:PORT" → HOST; null when it is not that shape. */
 function hostOf(remote: string): string | null {
-  const m = /^\[?([^\]]*?)\]?:\d+$/.exec(remote);
-  return m ? m[1] : null;
+  try {
+    return parseHostPort(remote).host;
+  } catch {
+    return null;
+  }
 }

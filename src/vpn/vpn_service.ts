@@ -14,6 +14,7 @@ import {
   formatIp,
   type IpAddress,
   parseCidr,
+  parseHostPort,
   parseIp,
   sameBytes,
 } from "../config/validators.ts";
@@ -442,11 +443,16 @@ export class VpnService {
       index,
       packetKey(peer.dataPlaneKey, salt, this.#o.fingerprint, index),
     );
-    const port = dp.local ? Number(dp.local.slice(dp.local.lastIndexOf(":") + 1)) : 0;
+    const local = dp.local ? parseHostPort(dp.local) : null;
     this.#o.bus.send(
       peer.fingerprint,
       VpnMsgType.offer,
-      encodeOffer({ index, salt, port, addresses: port ? ownAddresses(dp.local!) : [] }),
+      encodeOffer({
+        index,
+        salt,
+        port: local?.port ?? 0,
+        addresses: local ? ownAddresses(local.host) : [],
+      }),
     );
   }
 
@@ -651,8 +657,7 @@ function sameIp(a: IpAddress, b: IpAddress): boolean {
  * Our addresses a peer may try for the data plane: the bound host itself, or every non-loopback,
  * non-link-local interface address when bound to a wildcard.
  */
-function ownAddresses(local: string): IpAddress[] {
-  const host = local.startsWith("[") ? local.slice(1, local.lastIndexOf("]")) : local.split(":")[0];
+function ownAddresses(host: string): IpAddress[] {
   if (host !== "0.0.0.0" && host !== "::") return [parseIp(host)];
   const out: IpAddress[] = [];
   for (const i of Deno.networkInterfaces()) {

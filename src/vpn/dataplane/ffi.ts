@@ -1,4 +1,4 @@
-import { formatIp, type IpAddress, parseIp } from "../../config/validators.ts";
+import { formatIp, type IpAddress, parseHostPort, parseIp } from "../../config/validators.ts";
 
 /**
  * The shim's symbols as the data-plane worker binds them: every call synchronous, because the
@@ -39,17 +39,16 @@ export const ADDRESS_RECORD = 20;
 
 /** "HOST:PORT" ("[V6]:PORT") → record; null when it is not an IP literal and port. */
 export function addressRecord(text: string): Uint8Array | null {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return null;
   let ip: IpAddress;
+  let port: number;
   try {
-    ip = parseIp(m[1] ?? m[2]);
+    const hp = parseHostPort(text);
+    ip = parseIp(hp.host);
+    port = hp.port;
   } catch {
     return null;
   }
-  if ((m[1] !== undefined) !== (ip.family === 6)) return null;
+  if (port < 1 || port > 65535) return null;
   const rec = new Uint8Array(ADDRESS_RECORD);
   rec[0] = ip.family;
   rec[2] = port >> 8;
