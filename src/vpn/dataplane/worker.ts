@@ -214,7 +214,7 @@ class DataPlaneWorker {
       case "net": {
         const net: Net = {
           name: msg.name,
-          key: tagKey(msg.tag, 0),
+          key: readU32(msg.tag, 0),
           tag: msg.tag,
           fd: msg.fd,
           mtu: msg.mtu,
@@ -523,7 +523,7 @@ class DataPlaneWorker {
   #deliver(fp: string, plain: Uint8Array): void {
     const msg = decodePackets(plain);
     if (!msg) return this.#drop("malformed");
-    const net = this.#netsByTag.get(tagKey(msg.tag, 0));
+    const net = this.#netsByTag.get(readU32(msg.tag, 0));
     if (!net) return this.#drop("unknown_network");
     for (const p of msg.packets) {
       if (p.length > net.mtu) {
@@ -608,10 +608,6 @@ function pathOf(p: Peer, now: number): PeerPath {
 
 function countDrop(net: Net, reason: string, n = 1): void {
   net.counters.drops[reason] = (net.counters.drops[reason] ?? 0) + n;
-}
-
-function tagKey(tag: Uint8Array, at: number): number {
-  return ((tag[at] << 24) | (tag[at + 1] << 16) | (tag[at + 2] << 8) | tag[at + 3]) >>> 0;
 }
 
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
