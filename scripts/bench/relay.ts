@@ -23,7 +23,7 @@
  * Needs node and npm: installs ws and bufferutil, pinned and not saved, in
  * $XDG_CACHE_HOME/den-bench or /tmp/den-bench-cache.
  */
-import { denCommand, freePort, waitFor } from "../lib/den_process.ts";
+import { denArgv, denCommand, freePort, waitFor } from "../lib/den_process.ts";
 import { MAX_MAILBOX_PAYLOAD } from "../../src/wire/relay_mailbox.ts";
 import {
   type ClientKind,
@@ -149,19 +149,10 @@ function startDen(extra: string[] = []): Relay {
   const args = ["relay", "--listen", `127.0.0.1:${port}`, "--metrics", "off", ...extra];
   let cmd = denCommand(args);
   if (PROF_DIR) {
-    // denCommand's flags plus --cpu-prof: rebuild the same command line with the profiler on.
-    const cfg = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
-    const words = String(cfg.tasks.den).split(/\s+/);
-    const flags = words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
-    cmd = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        `--cpu-prof`,
-        `--cpu-prof-dir=${PROF_DIR}`,
-        ...flags,
-        new URL("../../main.ts", import.meta.url).pathname,
-        ...args,
-      ],
+    // denCommand's command line with the profiler on.
+    const [deno, run, ...rest] = denArgv(args);
+    cmd = new Deno.Command(deno, {
+      args: [run, "--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`, ...rest],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -3,17 +3,12 @@
  * (read from deno.json so there is one list of permissions). Used by tests, demo and benches.
  */
 
+import { denTaskFlags } from "../../src/util/den_task.ts";
+
 const ROOT = new URL("../../", import.meta.url);
 const MAIN = new URL("main.ts", ROOT).pathname;
 
-function denRunArgs(): string[] {
-  const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
-  const words = String(cfg.tasks.den).split(/\s+/);
-  // "deno run <flags> main.ts" → the flags between "run" and the entry point.
-  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
-}
-
-const RUN_ARGS = denRunArgs();
+const RUN_ARGS = ["--quiet", ...denTaskFlags(Deno.readTextFileSync(new URL("deno.json", ROOT)))];
 
 export interface DenResult {
   code: number;
@@ -37,8 +32,13 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { ...env, ...extra };
 }
 
+/** `deno run <the den task's flags> /abs/main.ts ARGS`: den from source, as deno task den runs it. */
+export function denArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", ...RUN_ARGS, MAIN, ...args];
+}
+
 export function denCommand(args: string[], opts: DenOptions = {}): Deno.Command {
-  const deno = [Deno.execPath(), "run", ...RUN_ARGS, MAIN, ...args];
+  const deno = denArgv(args);
   const argv = opts.netns ? ["ip", "netns", "exec", opts.netns, ...deno] : deno;
   return new Deno.Command(argv[0], {
     args: argv.slice(1),

@@ -11,6 +11,8 @@ import { TEAM_COMMANDS } from "./team.ts";
 import { ENV_COMMANDS } from "./env.ts";
 import type { CommandSpec } from "./spec.ts";
 import { versionCommand } from "./version.ts";
+import { completionsCommand } from "./completions.ts";
+import { SERVICE_COMMANDS } from "./service.ts";
 
 export const COMMANDS: readonly CommandSpec[] = [
   initCommand,
@@ -25,5 +27,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   chatCommand,
   ...VPN_COMMANDS,
   relayCommand,
+  ...SERVICE_COMMANDS,
+  completionsCommand,
   versionCommand,
 ];

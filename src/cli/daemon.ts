@@ -14,8 +14,8 @@ export const daemonCommand: CommandSpec = {
     },
     "log-level": {
       type: "string",
-      value: "LEVEL",
-      help: "debug, info, warn or error (config: node.log_level)",
+      value: "debug|info|warn|error",
+      help: "log level (config: node.log_level)",
     },
   },
   // FFI and subprocesses come with the VPN; until then the daemon gives them up.

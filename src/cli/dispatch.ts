@@ -133,7 +133,7 @@ export async function runCli(argv: string[], commands: readonly CommandSpec[]): 
       }
     }
     await dropPermissions(cmd.permissions);
-    return await cmd.run(new CommandContext(values, positionals));
+    return await cmd.run(new CommandContext(values, positionals, cmd.name));
   } catch (err) {
     return printError(err);
   }

@@ -4,9 +4,10 @@ import { CLIENT_PERMISSIONS, type CommandSpec, JSON_OPTION } from "./spec.ts";
 
 export const doctorCommand: CommandSpec = {
   name: "doctor",
-  summary: "check config, identity, permissions, ports, clock and relays; say what to fix",
+  summary: "check config, identity, permissions, ports, clock, VPN and relays; say what to fix",
   options: { ...JSON_OPTION },
-  permissions: CLIENT_PERMISSIONS,
+  // ffi and sys: the VPN check loads the TUN shim and starts the data plane as the daemon would.
+  permissions: [...CLIENT_PERMISSIONS, "ffi", "sys"],
   async run(ctx) {
     return (await import("./doctor_action.ts")).runDoctor(ctx);
   },

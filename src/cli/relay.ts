@@ -42,7 +42,11 @@ export const relayCommand: CommandSpec = {
       help: "reverse proxy whose last X-Forwarded-For entry is the client address",
     },
     "log-format": { type: "string", value: "text|json", help: "log format (text)" },
-    "log-level": { type: "string", value: "LEVEL", help: "debug, info, warn or error (info)" },
+    "log-level": {
+      type: "string",
+      value: "debug|info|warn|error",
+      help: "log level (info)",
+    },
   },
   description: "Runs until SIGINT or SIGTERM. It forwards end-to-end encrypted traffic only.",
   // Reading is for the TLS files only, and is given up once they are loaded.

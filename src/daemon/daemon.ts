@@ -108,6 +108,8 @@ export class Daemon {
 
   async #startServices(): Promise<void> {
     const log = this.#log;
+    // $XDG_RUNTIME_DIR/den does not outlive a reboot; the data dir already exists.
+    await Deno.mkdir(this.#paths.runtimeDir, { recursive: true, mode: 0o700 });
     if (await removeStaleSocket(this.#paths.socket)) {
       log.warn("removed a stale control socket left by an earlier daemon", {
         path: this.#paths.socket,

@@ -9,6 +9,7 @@ import { readKeystore, readKeystoreHeader } from "../identity/keystore.ts";
 import { checkPrivateDir, checkPrivateFile } from "../identity/permissions.ts";
 import { readPublicFile } from "../identity/pubfile.ts";
 import { callDaemon } from "../ipc/client.ts";
+import { vpnCheck } from "./vpn_check.ts";
 
 export interface CheckResult {
   check: string;
@@ -176,6 +177,7 @@ export async function runChecks(paths: DenPaths, now = () => Date.now()): Promis
     if (config.node.metrics !== "off") results.push(portFree("metrics", config.node.metrics));
   }
   results.push(clock(now()));
+  results.push(await vpnCheck(paths));
   for (const url of config?.relay.urls ?? []) results.push(await relay(url, now));
   return results;
 }

@@ -5,10 +5,7 @@
  * matching safety words, /verified, a third person refused, /help, and /quit ending both sides.
  */
 import assert from "node:assert/strict";
-import { den, startRelay } from "../../scripts/lib/den_process.ts";
-
-const ROOT = new URL("../../", import.meta.url);
-const MAIN = decodeURIComponent(new URL("main.ts", ROOT).pathname);
+import { den, denArgv, startRelay } from "../../scripts/lib/den_process.ts";
 
 async function tmuxMissing(): Promise<string | null> {
   try {
@@ -27,14 +24,6 @@ const WIDTH = 110;
 const HEIGHT = 30;
 const POLL_MS = 100;
 const WAIT_MS = 20_000;
-
-/** The argv `denCommand` runs: deno run <the "den" task's flags> /abs/main.ts ARGS. */
-function denArgv(args: string[]): string[] {
-  const cfg = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
-  const words = String(cfg.tasks.den).split(/\s+/);
-  const flags = words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
-  return [Deno.execPath(), "run", ...flags, MAIN, ...args];
-}
 
 function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;

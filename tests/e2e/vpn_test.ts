@@ -8,13 +8,12 @@
  * and a daemon without CAP_NET_ADMIN saying why its VPN is off while it runs everything else.
  */
 import assert from "node:assert/strict";
-import { den, denCommand, initNode, waitFor } from "../../scripts/lib/den_process.ts";
+import { den, denArgv, denCommand, initNode, waitFor } from "../../scripts/lib/den_process.ts";
 import { NetnsLab, onPath } from "../../scripts/lib/netns.ts";
 import type { PeerView } from "../../src/peer/view.ts";
 import type { NetworkStatus, RouteView, VpnStatus } from "../../src/vpn/vpn_service.ts";
 import {
   childEnv,
-  denArgv,
   json,
   type Logged,
   nsRun,

@@ -80,14 +80,6 @@ export function spawnLogged(cmd: Deno.Command): Logged {
   };
 }
 
-/** `deno run <den's flags>` as `deno task den` has them (deno.json), for a wrapped daemon. */
-export function denArgv(args: string[]): string[] {
-  const cfg = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
-  const words = String(cfg.tasks.den).split(/\s+/);
-  const flags = words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
-  return [Deno.execPath(), "run", ...flags, `${ROOT}main.ts`, ...args];
-}
-
 export function childEnv(): Record<string, string> {
   const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
   for (const k of ["RUST_BACKTRACE", "DEN_HOME", "DEN_PASSPHRASE"]) delete env[k];

@@ -14,6 +14,8 @@ export interface DataPlaneOptions {
   log: Logger;
   /** Packets for `peer` in network `net` that must go through the session. */
   onSession(peer: string, net: string, packets: Uint8Array[]): void;
+  /** How long to wait for the worker to bind its socket (5 s). */
+  readyTimeoutMs?: number;
 }
 
 const READY_TIMEOUT_MS = 5_000;
@@ -39,6 +41,7 @@ export class DataPlane {
     this.#worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
     this.#worker.onerror = (e) => {
       e.preventDefault();
+      this.#udpError ??= `the data plane worker failed: ${e.message}`;
       this.#o.log.error("data plane failed", { error: e.message });
       this.#markExited();
     };
@@ -53,20 +56,21 @@ export class DataPlane {
   /** Starts the worker; resolves once its UDP socket is bound (or failed to bind). */
   static async start(o: DataPlaneOptions): Promise<DataPlane> {
     const dp = new DataPlane(o);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const started = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
         dp.#udpError ??= "the data plane did not start in time";
         resolve();
-      }, READY_TIMEOUT_MS);
+      }, o.readyTimeoutMs ?? READY_TIMEOUT_MS);
       dp.#port.onmessage = (e: MessageEvent<FromWorker>) => {
         const first = e.data.t === "ready" || e.data.t === "udp_failed" || e.data.t === "error";
         dp.#onMessage(e.data);
-        if (first) {
-          clearTimeout(timer);
-          resolve();
-        }
+        if (first) resolve();
       };
     });
+    // A worker that cannot load (e.g. a compiled binary without it) ends the wait at once.
+    await Promise.race([started, dp.#exited]);
+    clearTimeout(timer);
     if (dp.#udpError) {
       o.log.warn("no direct UDP path: packets go through peer sessions", { reason: dp.#udpError });
     } else o.log.info("data plane up", { udp: dp.#local });
