@@ -150,11 +150,25 @@ export class DaemonProcess {
   }
 }
 
+/**
+ * A loopback port that is free for TCP and UDP now. Picked at random below the kernel's ephemeral
+ * range (32768+): a port the kernel handed out would soon be handed out again to some outgoing
+ * connection of a parallel test, before the node that was given it binds it.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (;;) {
+    const port = 20_000 + crypto.getRandomValues(new Uint16Array(1))[0] % 12_000;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      // The daemon's data plane takes the same UDP port (needs --unstable-net to check).
+      if (typeof Deno.listenDatagram === "function") {
+        Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" }).close();
+      }
+      return port;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    }
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import type { ServiceStatus } from "../service/service_status.ts";
 import type { Surroundings } from "../service/service_inputs.ts";
 import type { CommandContext } from "./context.ts";
 import { formatTable, printJson, printWarning, writeErr, writeOut } from "./output.ts";
+import { relayCommand } from "./relay.ts";
 import { type CommandSpec, JSON_OPTION, type OptionSpec } from "./spec.ts";
 
 const PERMISSIONS: Deno.PermissionName[] = ["read", "write", "env", "run", "sys"];
@@ -18,6 +19,12 @@ const COMMON: Record<string, OptionSpec> = {
     help: "system service, or your user's (default: system as root, user otherwise)",
   },
 };
+
+/** `den relay`'s own option, as a `--relay` service option. */
+function relayOption(name: string): OptionSpec {
+  const o = relayCommand.options[name];
+  return { ...o, help: `relay: ${o.help}` };
+}
 
 const REPORTER = {
   info: (text: string) => writeOut(text + "\n"),
@@ -82,14 +89,10 @@ export const serviceInstallCommand: CommandSpec = {
       value: "FILE",
       help: "daemon: file holding the identity passphrase (mode 0600)",
     },
-    listen: { type: "string", value: "HOST:PORT", help: "relay: listen address (0.0.0.0:8765)" },
-    "tls-cert": { type: "string", value: "FILE", help: "relay: PEM certificate chain (wss://)" },
-    "tls-key": { type: "string", value: "FILE", help: "relay: PEM private key for --tls-cert" },
-    metrics: {
-      type: "string",
-      value: "HOST:PORT|off",
-      help: "relay: Prometheus metrics address (127.0.0.1:9001)",
-    },
+    listen: relayOption("listen"),
+    "tls-cert": relayOption("tls-cert"),
+    "tls-key": relayOption("tls-key"),
+    metrics: relayOption("metrics"),
     print: {
       type: "boolean",
       help: "print the unit to stdout (its path on stderr) and change nothing",
