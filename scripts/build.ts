@@ -15,6 +15,7 @@
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { denTaskFlags } from "../src/util/den_task.ts";
+import { shellLine } from "../src/util/shell_quote.ts";
 import { VERSION } from "../src/version.ts";
 import {
   buildInfoSource,
@@ -22,7 +23,6 @@ import {
   isTarget,
   releaseAssets,
   sha256sums,
-  shellLine,
   type Target,
   TARGETS,
 } from "./lib/build_plan.ts";

@@ -66,12 +66,6 @@ export function compileSteps(targets: Target[], flags: string[], out: string): C
   });
 }
 
-/** A shell-safe rendering of one command, for --dry-run and logs. */
-export function shellLine(argv: string[]): string {
-  return argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)
-    .join(" ");
-}
-
 /** src/build_info.ts as a release build stamps it. */
 export function buildInfoSource(commit: string): string {
   if (!/^[0-9a-f]{7,40}$|^unknown$/.test(commit)) throw new Error(`not a commit id: ${commit}`);

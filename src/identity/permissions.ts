@@ -3,6 +3,7 @@
  * reports no mode bits (ACLs there are out of scope).
  */
 import { DenError, Exit } from "../errors.ts";
+import { shellQuote } from "../util/shell_quote.ts";
 
 const isWindows = () => Deno.build.os === "windows";
 
@@ -60,9 +61,4 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 
 function octal(mode: number): string {
   return "0" + mode.toString(8).padStart(3, "0");
-}
-
-/** Quotes a path for a copy-pasteable hint when it holds shell metacharacters. */
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./:@%+,=-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }

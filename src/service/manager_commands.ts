@@ -80,7 +80,3 @@ export function logsHint(t: ManagerTarget, logPath: string | null): string {
 }
 
 /** A command line as a user would type it (for "run these yourself" messages). */
-export function shellLine(argv: readonly string[]): string {
-  return argv.map((a) => /^[A-Za-z0-9_./:@%+,=-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)
-    .join(" ");
-}

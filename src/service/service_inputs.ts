@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { type DenPaths, resolvePaths } from "../config/paths.ts";
 import { DenError, Exit, isNotFound } from "../errors.ts";
 import { readKeystoreHeader } from "../identity/keystore.ts";
-import { shellQuote } from "../identity/permissions.ts";
+import { shellQuote } from "../util/shell_quote.ts";
 import type { ManagerTarget } from "./manager_commands.ts";
 import type { ServiceOptions } from "./service_options.ts";
 import {

@@ -6,7 +6,6 @@ import {
   type ManagerTarget,
   reloadCommand,
   restartIfRunningCommand,
-  shellLine,
   startCommand,
   statusCommand,
   stopCommand,
@@ -19,6 +18,7 @@ import {
   toolFailure,
   writeUnitFile,
 } from "./service_io.ts";
+import { shellLine } from "../util/shell_quote.ts";
 
 /** Where messages go: `info` on stdout, `warn` as den: warning on stderr. */
 export interface Reporter {

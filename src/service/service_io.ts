@@ -2,7 +2,7 @@
 import { dirname } from "node:path";
 import { DenError, isNotFound } from "../errors.ts";
 import { writeFileAtomic } from "../util/fsio.ts";
-import { shellLine } from "./manager_commands.ts";
+import { shellLine } from "../util/shell_quote.ts";
 
 export interface ToolResult {
   argv: string[];

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { den, denArgv, startRelay } from "../../scripts/lib/den_process.ts";
+import { shellLine, shellQuote } from "../../src/util/shell_quote.ts";
 
 async function tmuxMissing(): Promise<string | null> {
   try {
@@ -24,10 +25,6 @@ const WIDTH = 110;
 const HEIGHT = 30;
 const POLL_MS = 100;
 const WAIT_MS = 20_000;
-
-function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
 
 /** The environment `denCommand` gives den (minus NO_COLOR, which each pane decides). */
 function baseEnv(): Record<string, string> {
@@ -71,7 +68,7 @@ class Tmux {
   async session(name: string, argv: string[], color: boolean, exitFile: string): Promise<void> {
     const env = ["env", "-u", "RUST_BACKTRACE", "-u", "DEN_HOME", "-u", "DEN_PASSPHRASE"];
     env.push(...(color ? ["-u", "NO_COLOR"] : ["NO_COLOR=1"]));
-    const command = [...env, ...argv].map(shellQuote).join(" ");
+    const command = shellLine([...env, ...argv]);
     const line = `${command}; echo $? > ${shellQuote(exitFile)}; sleep 0.3`;
     await this.run(
       "new-session",

@@ -5,9 +5,9 @@ import {
   compileSteps,
   releaseAssets,
   sha256sums,
-  shellLine,
   TARGETS,
 } from "../../scripts/lib/build_plan.ts";
+import { shellLine } from "../../src/util/shell_quote.ts";
 
 Deno.test("build plan: every target embeds its own shim and the data-plane worker", () => {
   const steps = compileSteps(Object.keys(TARGETS) as (keyof typeof TARGETS)[], ["--x"], "out");
