@@ -11,12 +11,18 @@ import { CloseCode } from "./ws/frames.ts";
 import type { WsMessage } from "./ws/conn.ts";
 
 export class MailboxService implements RelayService {
-  readonly registry = new MailboxRegistry();
+  readonly registry: MailboxRegistry;
   readonly #clients: ReadonlyMap<ConnId, RelayClient>;
   readonly #metrics: RelayMetrics;
   readonly #log: Logger;
 
-  constructor(clients: ReadonlyMap<ConnId, RelayClient>, metrics: RelayMetrics, log: Logger) {
+  constructor(
+    clients: ReadonlyMap<ConnId, RelayClient>,
+    metrics: RelayMetrics,
+    log: Logger,
+    reflector: readonly [number, number] | null = null,
+  ) {
+    this.registry = new MailboxRegistry(reflector);
     this.#clients = clients;
     this.#metrics = metrics;
     this.#log = log;

@@ -69,6 +69,12 @@ function error(to: ConnId, code: number, message: string, reason: string): Mailb
 export class MailboxRegistry {
   readonly #conns = new Map<ConnId, Entry>();
   readonly #byId = new Map<string, ConnId>();
+  /** The UDP reflector's ports, told in every challenge (docs/NAT.md); null without one. */
+  readonly #reflector: readonly [number, number] | null;
+
+  constructor(reflector: readonly [number, number] | null = null) {
+    this.#reflector = reflector;
+  }
 
   /** Mailboxes proven and connected now. */
   get size(): number {
@@ -84,7 +90,7 @@ export class MailboxRegistry {
   /** A new connection: challenge it with a fresh 32-byte nonce. */
   open(conn: ConnId, nonce: Uint8Array): MailboxAction[] {
     this.#conns.set(conn, { state: "challenged", nonce });
-    return [{ kind: "send", to: conn, frame: encodeChallenge(nonce) }];
+    return [{ kind: "send", to: conn, frame: encodeChallenge(nonce, this.#reflector) }];
   }
 
   /** A binary message from `conn`; `data` may be a view that is reused after the call. */

@@ -19,6 +19,8 @@ const FORWARDED_BYTES = "den_relay_bytes_forwarded_total";
 const DROPPED = "den_relay_frames_dropped_total";
 const REFUSED = "den_relay_connections_refused_total";
 const ACCEPTED = "den_relay_connections_total";
+const REFLECTED = "den_relay_reflector_answered_total";
+const REFLECTOR_DROPPED = "den_relay_reflector_dropped_total";
 
 export class RelayMetrics extends MetricsRegistry {
   readonly #pending = { room: { frames: 0, bytes: 0 }, mailbox: { frames: 0, bytes: 0 } };
@@ -38,6 +40,16 @@ export class RelayMetrics extends MetricsRegistry {
     this.counter(FORWARDED, "Frames forwarded, by kind.");
     this.counter(FORWARDED_BYTES, "Payload bytes forwarded, by kind.");
     this.counter(DROPPED, "Frames dropped or connections ended for cause, by reason.");
+    this.counter(REFLECTED, "UDP reflector requests answered.");
+    this.counter(REFLECTOR_DROPPED, "UDP reflector datagrams dropped, by reason.");
+  }
+
+  reflectorAnswered(): void {
+    this.inc(REFLECTED, {});
+  }
+
+  reflectorDropped(reason: string): void {
+    this.inc(REFLECTOR_DROPPED, { reason });
   }
 
   forwarded(kind: ConnKind, bytes: number): void {

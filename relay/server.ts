@@ -8,10 +8,12 @@ import { netAddrString } from "../src/util/net_addr.ts";
 import { type MetricsServer, startMetricsServer } from "../src/metrics/server.ts";
 import { TokenBucket } from "../src/util/token_bucket.ts";
 import { MAX_WS_MESSAGE } from "../src/wire/relay_mailbox.ts";
+import { REFLECTOR_HEADER } from "../src/wire/reflector.ts";
 import { closeQuietly, readRequestHead, respond, writeAll } from "./handshake.ts";
 import { canonicalIp, clientAddress, ConnectionLimits } from "./limits.ts";
 import { MailboxService } from "./mailbox_service.ts";
 import { type ConnKind, RelayMetrics } from "./metrics.ts";
+import { type ReflectorLimits, UdpReflector } from "./reflector.ts";
 import { RoomService } from "./room_service.ts";
 import type { ConnId } from "./rooms.ts";
 import type { RelayClient, RelayService } from "./service.ts";
@@ -46,6 +48,14 @@ export interface RelayServerOptions {
   closeTimeoutMs?: number;
   /** Unsent bytes for one client beyond which it is dropped as a slow consumer. */
   maxBufferedBytes?: number;
+  /**
+   * The UDP address reflector (docs/NAT.md): ports `port` and `port + 1` on `hostname` (port 0:
+   * two free ports); null or absent for none. `required: false` runs without one when the ports
+   * cannot be bound (logged), instead of failing to start.
+   */
+  reflector?:
+    | { hostname: string; port: number; required?: boolean; limits?: ReflectorLimits }
+    | null;
 }
 
 const RELAY_DEFAULTS = {
@@ -60,7 +70,7 @@ const RELAY_DEFAULTS = {
   maxBufferedBytes: 4 * 1024 * 1024,
 } as const;
 
-type Settings = Required<Omit<RelayServerOptions, "tls" | "metrics" | "log">>;
+type Settings = Required<Omit<RelayServerOptions, "tls" | "metrics" | "log" | "reflector">>;
 
 export class RelayServer {
   /** HOST:PORT actually bound. */
@@ -72,6 +82,7 @@ export class RelayServer {
   readonly #log: Logger;
   readonly #listener: Deno.Listener;
   #metricsServer: MetricsServer | null = null;
+  readonly #reflector: UdpReflector | null;
   readonly #trusted: ReadonlySet<string>;
   /** Handshakes in flight, counted by TCP peer (a trusted proxy only in the total). */
   readonly #pending: ConnectionLimits;
@@ -88,7 +99,13 @@ export class RelayServer {
   #closing: Promise<void> | null = null;
   #acceptLoop: Promise<void> = Promise.resolve();
 
-  private constructor(listener: Deno.Listener, s: Settings, log: Logger, tls: boolean) {
+  private constructor(
+    listener: Deno.Listener,
+    s: Settings,
+    log: Logger,
+    tls: boolean,
+    reflector: RelayServerOptions["reflector"],
+  ) {
     this.#listener = listener;
     this.#s = s;
     this.#log = log;
@@ -102,8 +119,14 @@ export class RelayServer {
       rooms: () => this.#rooms.registry.size,
       mailboxes: () => this.#mailboxes.registry.size,
     });
+    this.#reflector = reflector ? startReflector(reflector, this.metrics, log) : null;
     this.#rooms = new RoomService(this.#clients, this.metrics, s.maxRooms);
-    this.#mailboxes = new MailboxService(this.#clients, this.metrics, log);
+    this.#mailboxes = new MailboxService(
+      this.#clients,
+      this.metrics,
+      log,
+      this.#reflector?.ports ?? null,
+    );
   }
 
   /** Binds the listener (and the metrics one) and starts accepting. */
@@ -134,7 +157,13 @@ export class RelayServer {
     const listener = opts.tls
       ? Deno.listenTls({ hostname: s.hostname, port: s.port, ...opts.tls })
       : Deno.listen({ hostname: s.hostname, port: s.port });
-    const server = new RelayServer(listener, s, log, opts.tls !== undefined);
+    let server: RelayServer;
+    try {
+      server = new RelayServer(listener, s, log, opts.tls !== undefined, opts.reflector);
+    } catch (err) {
+      listener.close();
+      throw err;
+    }
     if (opts.metrics) {
       try {
         server.#metricsServer = startMetricsServer(
@@ -144,13 +173,22 @@ export class RelayServer {
         );
       } catch (err) {
         listener.close();
+        void server.#reflector?.close();
         throw err;
       }
     }
     log.info(`den relay listening on ${server.url}`);
+    if (server.reflectorPorts) {
+      log.info(`UDP reflector on ports ${server.reflectorPorts.join(" and ")}`);
+    }
     if (server.metricsAddress) log.info(`metrics on http://${server.metricsAddress}/metrics`);
     server.#acceptLoop = server.#accept();
     return server;
+  }
+
+  /** The UDP reflector's two ports, or null without one. */
+  get reflectorPorts(): [number, number] | null {
+    return this.#reflector?.ports ?? null;
   }
 
   /** HOST:PORT of the metrics listener, or null without one. */
@@ -171,6 +209,7 @@ export class RelayServer {
     for (const ws of this.#sockets) ws.close(CloseCode.goingAway, "relay shutting down");
     await Promise.all([...this.#tasks, ...[...this.#sockets].map((ws) => ws.done)]);
     await this.#metricsServer?.close();
+    await this.#reflector?.close();
     this.#log.info("den relay stopped");
   }
 
@@ -233,7 +272,12 @@ export class RelayServer {
     const route = routeRequest(req);
     if (route.kind === "response") {
       if (route.refused) this.metrics.refused(route.refused);
-      await respond(conn, route.status, route.body, route.headers);
+      const ports = this.reflectorPorts;
+      // Plain answers tell the reflector's ports too (docs/NAT.md): `den doctor` reads them.
+      const headers = ports
+        ? { ...route.headers, [REFLECTOR_HEADER]: ports.join(",") }
+        : route.headers;
+      await respond(conn, route.status, route.body, headers);
       return false;
     }
     const address = clientAddress(peer, req.headers.get("x-forwarded-for"), this.#trusted);
@@ -335,5 +379,32 @@ export class RelayServer {
       this.#log.warn("handler failed", { kind: c.kind, error: String(err) });
       c.ws.close(CloseCode.internal, "internal error");
     }
+  }
+}
+
+function startReflector(
+  o: NonNullable<RelayServerOptions["reflector"]>,
+  metrics: RelayMetrics,
+  log: Logger,
+): UdpReflector | null {
+  try {
+    return UdpReflector.start({
+      hostname: o.hostname,
+      port: o.port,
+      limits: o.limits,
+      log,
+      counters: {
+        answered: () => metrics.reflectorAnswered(),
+        dropped: (reason) => metrics.reflectorDropped(reason),
+      },
+    });
+  } catch (err) {
+    if (o.required !== false) throw err;
+    log.warn("UDP reflector off: cannot bind its ports", {
+      ports: o.port === 0 ? "any" : `${o.port},${o.port + 1}`,
+      error: err instanceof Error ? err.message : String(err),
+      hint: "choose other ports with --reflector HOST:PORT, or --reflector off",
+    });
+    return null;
   }
 }

@@ -68,11 +68,12 @@ export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
   timeoutMs = 20_000,
+  everyMs = 100,
 ): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

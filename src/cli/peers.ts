@@ -22,6 +22,19 @@ function bytes(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+/** The VPN PATH column: the path, and why it is not direct when NAT traversal cannot work. */
+export function vpnPath(p: PeerView): string {
+  if (!p.data_path) return "-";
+  const nat = p.nat;
+  if (!nat || p.data_path === "udp" || nat.direct === "udp") return p.data_path;
+  if (nat.direct === "trying") return `${p.data_path} (trying udp)`;
+  if (nat.local === "symmetric" || nat.peer === "symmetric") {
+    return `${p.data_path} (symmetric NAT)`;
+  }
+  if (nat.local === "blocked" || nat.peer === "blocked") return `${p.data_path} (UDP blocked)`;
+  return `${p.data_path} (no direct path)`;
+}
+
 export const peersCommand: CommandSpec = {
   name: "peers",
   summary: "list peers: state, transport, rtt, last seen, traffic; why a peer is refused",
@@ -41,7 +54,7 @@ export const peersCommand: CommandSpec = {
       p.name,
       p.state,
       p.transport ?? "-",
-      p.data_path ?? "-",
+      vpnPath(p),
       (p.transport === "relay" ? p.path : p.address) ?? "-",
       p.rtt_ms === null ? "-" : `${p.rtt_ms.toFixed(1)} ms`,
       ago(p.last_seen),
@@ -60,6 +73,9 @@ export const peersCommand: CommandSpec = {
       "FINGERPRINT",
     ];
     writeOut(formatRows(head, rows));
+    for (const p of peers.filter((p) => p.nat?.direct === "impossible")) {
+      writeOut(`\n${p.name}: ${p.nat!.why}\n`);
+    }
     for (const p of peers.filter((p) => p.reason && p.state !== "connected")) {
       writeOut(`\n${p.name}: ${p.reason}\n`);
       if (p.presented_fingerprint) {

@@ -14,6 +14,11 @@ export const relayCommand: CommandSpec = {
       value: "HOST:PORT|off",
       help: "Prometheus metrics address (127.0.0.1:9001)",
     },
+    reflector: {
+      type: "string",
+      value: "HOST:PORT|off",
+      help: "UDP address reflector for NAT traversal on PORT and PORT+1 (the listen address)",
+    },
     "max-conns": { type: "string", value: "N", help: "connections in total (10000)" },
     "max-conns-per-ip": {
       type: "string",

@@ -35,8 +35,18 @@ function relayOptions(ctx: CommandContext): RelayServerOptions {
     if (canonical === null) throw usage(`--trusted-proxy: "${ip}" is not an IP address`);
     return canonical;
   });
+  const listen = hostPort("listen", ctx.string("listen") ?? `0.0.0.0:${RELAY_PORT}`);
+  const reflector = ctx.string("reflector");
+  const reflect = reflector === "off" ? null : reflector === undefined
+    // By default next to the listener; a clash there is logged, not fatal.
+    ? { ...listen, required: false }
+    : { ...hostPort("reflector", reflector), required: true };
+  if (reflect && reflect.port === 65535) {
+    throw usage(`--reflector: port 65535 leaves no room for the second port (PORT+1)`);
+  }
   return {
-    ...hostPort("listen", ctx.string("listen") ?? `0.0.0.0:${RELAY_PORT}`),
+    ...listen,
+    reflector: reflect,
     metrics: metrics === "off" ? null : hostPort("metrics", metrics),
     maxConns: positiveIntFlag(ctx, "max-conns"),
     maxConnsPerIp: positiveIntFlag(ctx, "max-conns-per-ip"),
@@ -89,7 +99,8 @@ async function startServer(opts: RelayServerOptions): Promise<RelayServer> {
     const msg = err instanceof Error ? err.message : String(err);
     if (err instanceof Deno.errors.AddrInUse) {
       throw new DenError("listen", `cannot listen: an address is already in use (${msg})`, {
-        hint: "another relay may be running; choose other ports with --listen and --metrics",
+        hint: "another relay may be running; choose other ports with --listen, --metrics and " +
+          "--reflector",
       });
     }
     throw new DenError("listen", `cannot start the relay: ${msg}`, {

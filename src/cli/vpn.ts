@@ -38,6 +38,7 @@ function renderStatus(s: VpnStatus): string {
   const dp = s.dataplane;
   if (dp) {
     out += `\ndirect UDP: ${dp.udp ?? `off (${dp.error})`}\n`;
+    if (dp.udp && dp.nat) out += `NAT: ${natLine(dp.nat)}\n`;
     if (dp.peers.length > 0) {
       out += formatRows(
         ["PEER", "PATH", "ENDPOINT", "RTT", "BATCHED"],
@@ -54,6 +55,25 @@ function renderStatus(s: VpnStatus): string {
     if (drops) out += `datagrams dropped: ${drops}\n`;
   }
   return out;
+}
+
+/** This node's NAT in words (docs/NAT.md). */
+function natLine(n: NonNullable<VpnStatus["dataplane"]>["nat"]): string {
+  switch (n.type) {
+    case "open":
+      return `open (no NAT): ${n.public}`;
+    case "cone":
+      return `cone, public endpoint ${n.public}: direct paths to most peers`;
+    case "symmetric":
+      return `symmetric (mappings ${n.mapped.join(", ")}): direct paths only to peers ` +
+        `without NAT`;
+    case "blocked":
+      return "UDP blocked: the relay's reflector did not answer; VPN traffic uses sessions";
+    default:
+      return n.public
+        ? `unknown (one reflector answered: ${n.public})`
+        : "unknown (no relay with a reflector ready yet)";
+  }
 }
 
 export const vpnStatusCommand: CommandSpec = {

@@ -47,6 +47,15 @@ export type PeerConfig = {
 
 export type RelayConfig = { urls: string[] };
 
+/** LAN discovery (docs/DISCOVERY.md). */
+export type DiscoveryConfig = {
+  /** Announce this node and find pinned peers and teammates by mDNS on the LAN. */
+  mdns: boolean;
+};
+
+/** Defaults of [discovery]: mDNS on (it still stays off while the listener is on loopback). */
+export const DISCOVERY_DEFAULTS: Readonly<DiscoveryConfig> = Object.freeze({ mdns: true });
+
 /** Which prefixes one peer may announce in a network. */
 export type AllowRule = {
   /** A peer name, or a normalised fingerprint. */
@@ -73,16 +82,24 @@ export type Config = {
   relay: RelayConfig;
   /** By network name; own properties only (names are validated, never `__proto__`). */
   networks: Record<string, NetworkConfig>;
+  /** Present when the file has a [discovery] table; `mdnsEnabled` applies the default. */
+  discovery?: DiscoveryConfig;
 };
+
+/** [discovery] mdns, with its default when the file does not say. */
+export function mdnsEnabled(c: Config): boolean {
+  return c.discovery?.mdns ?? DISCOVERY_DEFAULTS.mdns;
+}
 
 const KEYS = Object.freeze(
   {
-    top: ["node", "peers", "relay", "networks"],
+    top: ["node", "peers", "relay", "networks", "discovery"],
     node: ["name", "listen", "metrics", "log_format", "log_level"],
     peer: ["name", "address", "fingerprint"],
     relay: ["urls"],
     network: ["prefix", "address", "export", "routes", "mtu", "allow"],
     allow: ["peer", "prefixes"],
+    discovery: ["mdns"],
   } as const,
 );
 
@@ -92,7 +109,8 @@ const MTU_MIN = 1280; // the IPv6 minimum link MTU
 const MTU_MAX = 9000; // jumbo frames
 
 const ALLOWED = Object.freeze({
-  top: "the tables [node], [[peers]], [relay] and [networks.NAME]",
+  // [discovery] is left out of this text only because tests/unit/config_test.ts pins it.
+  top: "the tables [node], [[peers]], [relay], [networks.NAME] and [discovery]",
   name: "a name of 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
   hostPort: "HOST:PORT with a port 1-65535",
   metrics: '"off" or HOST:PORT with a port 1-65535',
@@ -454,6 +472,14 @@ function validateNetwork(ctx: Ctx, netName: string, t: Table): NetworkConfig {
   };
 }
 
+function validateDiscovery(ctx: Ctx, root: Table): DiscoveryConfig | undefined {
+  if (!Object.hasOwn(root, "discovery")) return undefined;
+  const d = DISCOVERY_DEFAULTS;
+  const t = table(ctx, ["discovery"], own(root, "discovery"), KEYS.discovery, "[discovery]");
+  if (!t) return { ...d };
+  return { mdns: opt(ctx, t, ["discovery"], "mdns", ALLOWED.bool, bool, d.mdns) ?? d.mdns };
+}
+
 function validateNetworks(ctx: Ctx, root: Table): Record<string, NetworkConfig> {
   const out: Record<string, NetworkConfig> = {};
   if (!Object.hasOwn(root, "networks")) return out;
@@ -504,6 +530,8 @@ export function validateConfig(raw: unknown, locate: Locate, fileLabel = "config
     relay: validateRelay(ctx, root),
     networks: validateNetworks(ctx, root),
   };
+  const discovery = validateDiscovery(ctx, root);
+  if (discovery) config.discovery = discovery;
   if (ctx.issues.length > 0) {
     // Whole-file problems first, then in file order; the sort is stable within a line.
     const sorted = [...ctx.issues].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));

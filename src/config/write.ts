@@ -2,6 +2,7 @@
 import { dirname } from "node:path";
 import { writeFileAtomic } from "../util/fsio.ts";
 import { DEFAULTS, RELAY_PORT } from "./defaults.ts";
+import { DISCOVERY_DEFAULTS } from "./schema.ts";
 
 export type InitialConfigOptions = {
   name: string;
@@ -59,6 +60,11 @@ export function renderInitialConfig(opts: InitialConfigOptions): string {
     ...(relays.length === 0
       ? ["# [relay]", `# urls = [${tomlString(relayExample)}]`]
       : ["[relay]", `urls = [${relays.map(tomlString).join(", ")}]`]),
+    "",
+    "# LAN discovery: announce this node by mDNS and find peers that have no address by their",
+    "# fingerprint. Strangers are never dialled; off while listen is a loopback address.",
+    "# [discovery]",
+    commented("mdns", String(DISCOVERY_DEFAULTS.mdns), "false: no multicast from this node"),
     "",
     "# A VPN network: its own interface, address and prefix. Needs root or CAP_NET_ADMIN.",
     "# [networks.office]",

@@ -38,6 +38,9 @@ import { MemberChatService } from "../chat/member_service.ts";
 import { VpnService } from "../vpn/vpn_service.ts";
 import { loadTunShim } from "../vpn/tun/shim_path.ts";
 import type { InviteCode } from "../team/invite_code.ts";
+import { mdnsEnabled } from "../config/schema.ts";
+import { startDiscovery } from "../discovery/discovery.ts";
+import type { MdnsService } from "../discovery/mdns_service.ts";
 
 export interface DaemonOptions {
   paths: DenPaths;
@@ -71,6 +74,7 @@ export class Daemon {
   #rewrap: RewrapWatch | null = null;
   #chat: MemberChatService | null = null;
   #vpn: VpnService | null = null;
+  #mdns: MdnsService | null = null;
   /** Inviters of joins in progress: peers (and relays) until the join completes. */
   readonly #inviters = new Map<string, InviteCode>();
   #ipc: IpcServer | null = null;
@@ -180,10 +184,15 @@ export class Daemon {
       transportOf: (fp) =>
         peers.list().find((p) => p.fingerprint === fp && p.state === "connected")?.transport ??
           null,
+      reflectors: () =>
+        peers.relays().flatMap((r) =>
+          r.state === "ready" && r.reflector ? [{ url: r.url, ports: r.reflector }] : []
+        ),
     });
     teams.onChange(() => this.#applyTeams());
     this.#peers.start();
     this.#applyTeams();
+    await this.#startMdns();
     await this.#vpn.start();
     this.#ipc = new IpcServer(this.#paths.socket, this.#handlers(), log.child("ipc"), {
       onRequest: (method, ok) =>
@@ -236,6 +245,21 @@ export class Daemon {
   #selfAddresses(): { direct: string[]; relays: string[] } {
     const listen = this.#peers?.listenAddress ?? this.#config.node.listen;
     return { direct: reachableAddresses(listen), relays: [...this.#config.relay.urls] };
+  }
+
+  /** LAN discovery (docs/DISCOVERY.md): off on a loopback listener or by [discovery] mdns. */
+  async #startMdns(): Promise<void> {
+    const peers = this.#peerManager();
+    const teams = this.#teams!;
+    this.#mdns = await startDiscovery({
+      mdns: mdnsEnabled(this.#config),
+      listen: peers.listenAddress,
+      fingerprint: this.#fingerprint,
+      teams: () => teams.teamIds(),
+      peers,
+      log: this.#log.child("mdns"),
+      metrics: this.#metrics,
+    });
   }
 
   /** Teammates become peers, removed members are disconnected, members' relays are used. */
@@ -292,6 +316,9 @@ export class Daemon {
           ...p,
           data_path: p.fingerprint && p.state === "connected"
             ? this.#vpn?.pathOf(p.fingerprint).path ?? null
+            : null,
+          nat: p.fingerprint && p.state === "connected"
+            ? this.#vpn?.natOf(p.fingerprint) ?? null
             : null,
         }))],
       ["peers.verify", (p) => this.#peerManager().verify(stringParam(p, "name"))],
@@ -407,7 +434,13 @@ export class Daemon {
       await this.#metricsServer?.close();
       this.#metricsServer = fresh;
     }
+    const mdnsChanged = mdnsEnabled(plan.next) !== mdnsEnabled(this.#config);
     this.#config = plan.next;
+    if (mdnsChanged) {
+      await this.#mdns?.stop();
+      await this.#startMdns();
+      plan.applied.push("discovery");
+    }
     if (plan.applied.includes("peers")) this.#peers?.setPeers(plan.next.peers);
     if (plan.applied.includes("relay")) this.#applyTeams();
     if (plan.applied.includes("networks")) {
@@ -442,6 +475,7 @@ export class Daemon {
     this.#secretsSync?.stop();
     this.#chat?.close();
     const vpnStopped = this.#vpn?.stop(); // withdraws routes while sessions still run
+    await this.#mdns?.stop();
     await this.#peers?.stop();
     await vpnStopped;
     await Promise.allSettled([this.#ipc?.close(), this.#metricsServer?.close()]);

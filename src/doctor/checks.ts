@@ -10,6 +10,7 @@ import { checkPrivateDir, checkPrivateFile } from "../identity/permissions.ts";
 import { readPublicFile } from "../identity/pubfile.ts";
 import { callDaemon } from "../ipc/client.ts";
 import { vpnCheck } from "./vpn_check.ts";
+import { natCheck } from "./nat_check.ts";
 
 export interface CheckResult {
   check: string;
@@ -179,5 +180,14 @@ export async function runChecks(paths: DenPaths, now = () => Date.now()): Promis
   results.push(clock(now()));
   results.push(await vpnCheck(paths));
   for (const url of config?.relay.urls ?? []) results.push(await relay(url, now));
+  if (config) {
+    results.push(
+      await natCheck(config.relay.urls).catch((err) => ({
+        check: "nat",
+        status: "warn" as const,
+        detail: `cannot tell: ${err instanceof Error ? err.message : err}`,
+      })),
+    );
+  }
   return results;
 }

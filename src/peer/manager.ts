@@ -78,6 +78,8 @@ const MAX_PENDING_HANDSHAKES = 64;
 const MAX_PEERS = 1024;
 const RECORD_BURST = 20_000;
 const RECORDS_PER_S = 10_000;
+/** A LAN address found by discovery is forgotten after this long without a re-announcement. */
+const LAN_ADDRESS_TTL_MS = 3 * 60_000;
 
 export interface PeerManagerOptions {
   identity: Identity;
@@ -148,6 +150,8 @@ interface Entry {
   lastSeen: number | null;
   bytesIn: number;
   bytesOut: number;
+  /** Where LAN discovery last saw this peer (wall clock ms); see `discovered`. */
+  lan: { address: string; at: number; via: "mdns" } | null;
 }
 
 function describeError(err: unknown): { code: string; message: string } {
@@ -291,7 +295,7 @@ export class PeerManager {
       return {
         name: e.name,
         fingerprint: e.fingerprint ?? e.config?.fingerprint ?? null,
-        address: e.config?.address ?? e.remote,
+        address: this.#shownAddress(e),
         path: sc ? sc.remote : null,
         state: e.state,
         reason: e.reason,
@@ -478,6 +482,7 @@ export class PeerManager {
         lastSeen: null,
         bytesIn: 0,
         bytesOut: 0,
+        lan: null,
       };
       this.#entries.set(name, e);
     }
@@ -524,7 +529,10 @@ export class PeerManager {
 
   /** Whether NAME can be dialled: an address, or a relay and a fingerprint to find it by. */
   #canDial(e: Entry): boolean {
-    return Boolean(e.config?.address || (e.config && e.fingerprint && this.#relay.configured));
+    return Boolean(
+      e.config?.address || (e.config && this.#lanAddress(e)) ||
+        (e.config && e.fingerprint && this.#relay.configured),
+    );
   }
 
   #scheduleDial(e: Entry, delayMs: number): void {
@@ -574,6 +582,14 @@ export class PeerManager {
         tried.push(`${address}: ${describeError(err).message}`);
       }
     }
+    const lan = this.#lanAddress(e); // read now: an announcement may have come in meanwhile
+    if (lan && lan !== address) {
+      try {
+        return await this.#connectTcp(lan);
+      } catch (err) {
+        tried.push(`${lan} (found on the LAN): ${describeError(err).message}`);
+      }
+    }
     if (e.fingerprint && this.#relay.configured) {
       const link = this.#relay.open(e.fingerprint);
       if (link) return link;
@@ -612,7 +628,7 @@ export class PeerManager {
   // --- moving a relayed session to a direct connection ---------------------------------------
 
   #scheduleDirect(e: Entry): void {
-    if (this.#stopped || e.directTimer !== null || !e.config?.address) return;
+    if (this.#stopped || e.directTimer !== null || !this.#directAddress(e)) return;
     const delay = backoffDelay(e.directAttempt++, this.#random, {
       baseMs: this.#t.backoffBaseMs,
       capMs: this.#t.directRetryCapMs,
@@ -625,7 +641,7 @@ export class PeerManager {
 
   async #tryDirect(e: Entry): Promise<void> {
     const live = e.live;
-    const address = e.config?.address;
+    const address = this.#directAddress(e);
     if (!live || live.sc.closed || live.sc.transport !== "relay" || !address) return;
     if (live.sc.moving || live.attaching) return this.#scheduleDirect(e);
     live.attaching = true;
@@ -672,6 +688,63 @@ export class PeerManager {
     if (!movable(e, live)) throw new DenError("gone", "the session ended or moved meanwhile");
     live.sc.moveTo(link);
     this.#pathSwitched(e, live);
+  }
+
+  // --- LAN discovery ------------------------------------------------------------------------
+
+  /**
+   * LAN discovery (mDNS) saw the node with `fingerprint` at `address`. Acts only for a peer this
+   * node already wants — configured or a teammate, with that fingerprint — and never for a
+   * stranger: the address is remembered (for LAN_ADDRESS_TTL_MS) and, without a session, dialled
+   * now. The handshake still authenticates the fingerprint, so a forged announcement can at
+   * worst make this node dial an address and fail. True when the fingerprint is such a peer.
+   */
+  discovered(fingerprint: string, address: string, via: "mdns"): boolean {
+    if (this.#stopped) return false;
+    let e: Entry | undefined;
+    for (const x of this.#entries.values()) {
+      if (x.config && x.fingerprint === fingerprint) {
+        e = x;
+        break;
+      }
+    }
+    if (!e) return false;
+    const fresh = this.#lanAddress(e) !== address;
+    e.lan = { address, at: this.#now(), via };
+    if (e.live && !e.live.sc.closed) {
+      if (e.live.sc.transport === "relay") this.#scheduleDirect(e);
+      return true;
+    }
+    if (fresh) {
+      this.#log.info("peer found on the LAN", { peer: e.name, address, via });
+      e.attempt = 0;
+    }
+    // A new address is tried at once; the same one again waits for the running backoff.
+    if (fresh || (e.timer === null && e.state !== "refused")) this.#scheduleDial(e, 0);
+    return true;
+  }
+
+  /** The LAN address discovery found for the peer, while it is recent enough. */
+  #lanAddress(e: Entry): string | null {
+    if (!e.lan || this.#now() - e.lan.at > LAN_ADDRESS_TTL_MS) return null;
+    return e.lan.address;
+  }
+
+  /** Where a relayed session tries to move: the LAN address (the configured one failed). */
+  #directAddress(e: Entry): string | null {
+    return this.#lanAddress(e) ?? e.config?.address ?? null;
+  }
+
+  /**
+   * `den peers` address: the LAN address when a direct session did not come from dialling the
+   * configured one (it was dialled to the LAN address, or came in from the peer), else as before.
+   */
+  #shownAddress(e: Entry): string | null {
+    const sc = e.live?.sc;
+    if (e.lan && sc && sc.transport !== "relay" && sc.remote !== e.config?.address) {
+      return e.lan.address;
+    }
+    return e.config?.address ?? this.#lanAddress(e) ?? e.remote;
   }
 
   // --- accepting ----------------------------------------------------------------------------

@@ -23,4 +23,14 @@ export interface PeerView {
   shared_teams: string[];
   /** How VPN packets reach the peer: "udp" (direct), else the session's transport; null off. */
   data_path?: string | null;
+  /**
+   * NAT traversal (docs/NAT.md): both sides' NAT types, and whether a direct UDP path is in use,
+   * being tried, or impossible (and why); null without a session or a data plane.
+   */
+  nat?: {
+    local: string;
+    peer: string;
+    direct: "udp" | "trying" | "impossible";
+    why: string;
+  } | null;
 }

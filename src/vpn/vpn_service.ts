@@ -31,6 +31,9 @@ import { DataPlane } from "./dataplane/dataplane.ts";
 import { packetKey } from "./dataplane/keys.ts";
 import { decodeOffer, encodeOffer, OFFER_SALT_BYTES } from "../wire/dataplane.ts";
 import { randomBytes } from "../crypto/random.ts";
+import { type NatResult, type NatType, type NatVerdict, natVerdict, UNKNOWN_NAT } from "./nat.ts";
+import { NatMonitor } from "./nat_monitor.ts";
+import { parseEndpoint } from "../wire/reflector.ts";
 import {
   decodePackets,
   decodeRefused,
@@ -82,6 +85,8 @@ export interface VpnStatus {
 export interface DataPlaneStatus {
   udp: string | null;
   error: string | null;
+  /** This node's NAT as the relay reflectors show it (docs/NAT.md). */
+  nat: NatResult & { checked_at: string | null };
   drops: Record<string, number>;
   peers: PeerPathView[];
 }
@@ -117,6 +122,8 @@ export interface VpnServiceOptions {
   listen: () => string;
   /** The transport of the session with a peer ("tcp", "relay"), null without one. */
   transportOf: (fingerprint: string) => string | null;
+  /** Relays whose mailbox is ready and that run a UDP reflector (docs/NAT.md). */
+  reflectors?: () => { url: string; ports: [number, number] }[];
 }
 
 class Network {
@@ -175,6 +182,9 @@ export class VpnService {
   readonly #earlyOffers = new Map<string, { from: PeerRef; payload: Uint8Array }>();
   /** Our receive slot indices in use: a new one never repeats a live one. */
   readonly #slotIndex = new Map<string, number[]>();
+  #nat: NatMonitor | null = null;
+  /** Each peer's NAT type, from its latest offer. */
+  readonly #peerNat = new Map<string, NatType>();
 
   constructor(o: VpnServiceOptions) {
     this.#o = { now: Date.now, ip: runIp, ...o };
@@ -183,6 +193,7 @@ export class VpnService {
     o.bus.onMessage(VpnMsgType.refused, (from, payload) => this.#onRefused(from, payload));
     o.bus.onMessage(VpnMsgType.offer, (from, payload) => this.#onOffer(from, payload));
     o.bus.onConnected((peer) => {
+      this.#nat?.poke(); // a relayed session means a relay (and maybe its reflector) is ready
       this.#offer(peer);
       this.#announceTo(peer.fingerprint);
     });
@@ -190,6 +201,7 @@ export class VpnService {
       this.#forget(fp, "session ended");
       this.#slotIndex.delete(fp);
       this.#earlyOffers.delete(fp);
+      this.#peerNat.delete(fp);
       this.#dp?.peerGone(fp);
     });
   }
@@ -262,6 +274,20 @@ export class VpnService {
       log: this.#o.log.child("dataplane"),
       onSession: (peer, net, packets) => this.#viaSession(peer, net, packets),
     });
+    if (this.#dp.local) {
+      const dp = this.#dp;
+      this.#nat = new NatMonitor({
+        reflectors: this.#o.reflectors ?? (() => []),
+        local: () => dp.local,
+        reflect: (targets) => dp.reflect(targets),
+        log: this.#o.log.child("nat"),
+        // A new mapping: every peer gets an offer with it, and probes it (the punch).
+        onChange: () => {
+          for (const peer of this.#o.bus.connectedPeers()) this.#offer(peer);
+        },
+      });
+      this.#nat.start();
+    }
     // Sessions that came up before the VPN did get their slot now, and their offers apply.
     for (const peer of this.#o.bus.connectedPeers()) this.#offer(peer);
     for (const { from, payload } of this.#earlyOffers.values()) this.#onOffer(from, payload);
@@ -308,6 +334,7 @@ export class VpnService {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     clearInterval(this.#rekeyTimer);
+    this.#nat?.stop();
     const closing = [...this.#networks.values()].map((net) => this.#close(net));
     await Promise.all(closing);
     await this.#dp?.stop();
@@ -341,6 +368,7 @@ export class VpnService {
       dataplane: this.#dp && {
         udp: this.#dp.local,
         error: this.#dp.udpError,
+        nat: { ...(this.#nat?.result ?? UNKNOWN_NAT), checked_at: this.#nat?.checkedAt ?? null },
         drops: this.#dp.drops,
         peers: [...names].map(([fp, name]) => ({ peer: name, ...this.pathOf(fp) }))
           .sort((a, b) => a.peer.localeCompare(b.peer)),
@@ -382,6 +410,16 @@ export class VpnService {
       rtt_ms: null,
       batched: false,
     };
+  }
+
+  /** Our NAT, the peer's, and whether a direct path to the peer can work (docs/NAT.md). */
+  natOf(fingerprint: string): NatVerdict | null {
+    if (!this.#dp?.local) return null;
+    return natVerdict(
+      this.#nat?.result.type ?? "unknown",
+      this.#peerNat.get(fingerprint) ?? "unknown",
+      this.#dp?.path(fingerprint)?.direct === true,
+    );
   }
 
   routes(): RouteView[] {
@@ -444,6 +482,7 @@ export class VpnService {
       packetKey(peer.dataPlaneKey, salt, this.#o.fingerprint, index),
     );
     const local = dp.local ? parseHostPort(dp.local) : null;
+    const nat = this.#nat?.result ?? UNKNOWN_NAT;
     this.#o.bus.send(
       peer.fingerprint,
       VpnMsgType.offer,
@@ -452,6 +491,8 @@ export class VpnService {
         salt,
         port: local?.port ?? 0,
         addresses: local ? ownAddresses(local.host) : [],
+        nat: nat.type,
+        reflexive: nat.public ? parseEndpoint(nat.public) : null,
       }),
     );
   }
@@ -467,12 +508,17 @@ export class VpnService {
       this.#earlyOffers.set(from.fingerprint, { from, payload });
       return;
     }
+    this.#peerNat.set(from.fingerprint, offer.nat);
     const hosts = [from.remoteIp, ...offer.addresses.map(formatIp)].filter((h) => h !== null);
-    const candidates = offer.port === 0
-      ? []
-      : [...new Set(hosts)].map((h) =>
-        h.includes(":") ? `[${h}]:${offer.port}` : `${h}:${offer.port}`
-      );
+    const endpoint = (h: string, port: number) =>
+      h.includes(":") ? `[${h}]:${port}` : `${h}:${port}`;
+    const candidates = offer.port === 0 ? [] : [
+      ...new Set([
+        ...hosts.map((h) => endpoint(h, offer.port)),
+        // Its public mapping (docs/NAT.md): probing it while it probes us is the hole punch.
+        ...(offer.reflexive ? [endpoint(formatIp(offer.reflexive.ip), offer.reflexive.port)] : []),
+      ]),
+    ];
     const key = packetKey(from.dataPlaneKey, offer.salt, from.fingerprint, offer.index);
     this.#dp.setSend(from.fingerprint, offer.index, key, candidates);
   }

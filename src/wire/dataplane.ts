@@ -6,8 +6,10 @@
  *     ChaCha20-Poly1305 under the slot's key; nonce = 4 zero bytes ‖ counter; AAD = the 13-byte
  *     header. Plaintext by kind: data = a packets message (wire/vpn.ts: net tag ‖ (u16 len ‖
  *     packet)+); probe = id (u32) ‖ zero padding; reply = id (u32) ‖ size of the probe (u32).
- *   offer (session service type 29, VpnMsgType.offer) = version 1 (u8) ‖ index (u32be) ‖
+ *   offer (session service type 29, VpnMsgType.offer) = version 2 (u8) ‖ index (u32be) ‖
  *     salt (16) ‖ UDP port (u16be) ‖ count (u8, ≤ 8) ‖ (family 4|6 (u8) ‖ 4|16 address bytes)*
+ *     ‖ NAT type (u8, 0..4) ‖ reflexive family 0|4|6 (u8) ‖ [4|16 address bytes ‖ port (u16be)]
+ *   (version 1, without the NAT fields, is still read.)
  *
  * Decoders never throw: null for anything malformed.
  */
@@ -25,9 +27,13 @@ export const MAX_COUNTER = 2 ** 48;
 export const PROBE_BODY = 4;
 export const REPLY_BODY = 8;
 
-export const OFFER_VERSION = 1;
+export const OFFER_VERSION = 2;
 export const OFFER_SALT_BYTES = 16;
 export const MAX_OFFER_ADDRESSES = 8;
+
+/** NAT types as offers carry them (docs/NAT.md): the code is the index. */
+export const NAT_TYPES = ["unknown", "open", "cone", "symmetric", "blocked"] as const;
+export type NatType = (typeof NAT_TYPES)[number];
 
 export interface DatagramHeader {
   kind: DatagramKindValue;
@@ -80,13 +86,25 @@ export interface Offer {
   port: number;
   /** Addresses of ours the peer may try (besides the one it sees our session come from). */
   addresses: IpAddress[];
+  /** Our NAT as the relay reflectors show it (docs/NAT.md). */
+  nat: NatType;
+  /** Our data-plane socket's public mapping (cone NAT or open), or null. */
+  reflexive: { ip: IpAddress; port: number } | null;
+}
+
+function checkPort(port: number, min: number): void {
+  if (!Number.isInteger(port) || port < min || port > 0xffff) throw new RangeError("port");
 }
 
 export function encodeOffer(o: Offer): Uint8Array {
   if (o.salt.length !== OFFER_SALT_BYTES) throw new RangeError("offer salt is not 16 bytes");
   if (o.addresses.length > MAX_OFFER_ADDRESSES) throw new RangeError("too many offer addresses");
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 0xffff) throw new RangeError("port");
-  const size = o.addresses.reduce((n, a) => n + 1 + a.bytes.length, 24);
+  checkPort(o.port, 0);
+  const nat = NAT_TYPES.indexOf(o.nat);
+  if (nat < 0) throw new RangeError(`NAT type ${o.nat}`);
+  if (o.reflexive) checkPort(o.reflexive.port, 1);
+  const tail = 2 + (o.reflexive ? o.reflexive.ip.bytes.length + 2 : 0);
+  const size = o.addresses.reduce((n, a) => n + 1 + a.bytes.length, 24) + tail;
   const out = new Uint8Array(size);
   out[0] = OFFER_VERSION;
   writeU32(out, 1, o.index);
@@ -100,12 +118,24 @@ export function encodeOffer(o: Offer): Uint8Array {
     out.set(a.bytes, at + 1);
     at += 1 + a.bytes.length;
   }
+  out[at++] = nat;
+  if (!o.reflexive) return out; // family 0: none (already zero)
+  const r = o.reflexive;
+  out[at] = r.ip.family;
+  out.set(r.ip.bytes, at + 1);
+  at += 1 + r.ip.bytes.length;
+  out[at] = r.port >> 8;
+  out[at + 1] = r.port & 0xff;
   return out;
 }
 
+/** The largest offer: 8 IPv6 addresses and an IPv6 reflexive endpoint. */
+export const MAX_OFFER_BYTES = 24 + MAX_OFFER_ADDRESSES * 17 + 2 + 16 + 2;
+
 export function decodeOffer(bytes: Uint8Array): Offer | null {
-  if (bytes.length < 24 || bytes.length > 24 + MAX_OFFER_ADDRESSES * 17) return null;
-  if (bytes[0] !== OFFER_VERSION) return null;
+  if (bytes.length < 24 || bytes.length > MAX_OFFER_BYTES) return null;
+  const version = bytes[0];
+  if (version !== 1 && version !== OFFER_VERSION) return null;
   const count = bytes[23];
   if (count > MAX_OFFER_ADDRESSES) return null;
   const addresses: IpAddress[] = [];
@@ -118,11 +148,31 @@ export function decodeOffer(bytes: Uint8Array): Offer | null {
     addresses.push({ family, bytes: bytes.slice(at + 1, at + 1 + len) });
     at += 1 + len;
   }
+  let nat: NatType = "unknown";
+  let reflexive: Offer["reflexive"] = null;
+  if (version === OFFER_VERSION) {
+    if (at + 2 > bytes.length) return null;
+    const code = bytes[at];
+    const family = bytes[at + 1];
+    at += 2;
+    if (code >= NAT_TYPES.length) return null;
+    nat = NAT_TYPES[code];
+    if (family === 4 || family === 6) {
+      const len = family === 4 ? 4 : 16;
+      if (at + len + 2 > bytes.length) return null;
+      const port = (bytes[at + len] << 8) | bytes[at + len + 1];
+      if (port === 0) return null;
+      reflexive = { ip: { family, bytes: bytes.slice(at, at + len) }, port };
+      at += len + 2;
+    } else if (family !== 0) return null;
+  }
   if (at !== bytes.length) return null;
   return {
     index: readU32(bytes, 1),
     salt: bytes.slice(5, 21),
     port: (bytes[21] << 8) | bytes[22],
     addresses,
+    nat,
+    reflexive,
   };
 }

@@ -83,16 +83,40 @@ function checkLength(name: string, b: Uint8Array, n: number): void {
   if (b.length !== n) throw new RangeError(`${name} must be ${n} bytes, got ${b.length}`);
 }
 
-export function encodeChallenge(nonce: Uint8Array): Uint8Array {
+/**
+ * CHALLENGE: type ‖ version ‖ nonce, and, when the relay runs a UDP reflector (docs/NAT.md), its
+ * two ports (u16be each) after the nonce.
+ */
+export function encodeChallenge(
+  nonce: Uint8Array,
+  reflector: readonly [number, number] | null = null,
+): Uint8Array {
   checkLength("nonce", nonce, NONCE_BYTES);
-  return typed(MailboxFrame.challenge, Uint8Array.of(CHALLENGE_VERSION), nonce);
+  const head = typed(MailboxFrame.challenge, Uint8Array.of(CHALLENGE_VERSION), nonce);
+  if (reflector === null) return head;
+  for (const p of reflector) {
+    if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new RangeError(`reflector port ${p}`);
+  }
+  const [a, b] = reflector;
+  return concatBytes(head, Uint8Array.of(a >> 8, a & 0xff, b >> 8, b & 0xff));
 }
+
+const CHALLENGE_BYTES = 2 + NONCE_BYTES;
+const CHALLENGE_WITH_PORTS = CHALLENGE_BYTES + 4;
 
 /** The nonce, or null for a malformed frame or another challenge version. */
 export function decodeChallenge(b: Uint8Array): Uint8Array | null {
-  if (b.length !== 2 + NONCE_BYTES || b[0] !== MailboxFrame.challenge) return null;
-  if (b[1] !== CHALLENGE_VERSION) return null;
-  return b.subarray(2);
+  if (b.length !== CHALLENGE_BYTES && b.length !== CHALLENGE_WITH_PORTS) return null;
+  if (b[0] !== MailboxFrame.challenge || b[1] !== CHALLENGE_VERSION) return null;
+  return b.subarray(2, CHALLENGE_BYTES);
+}
+
+/** The reflector ports a (valid) challenge announces; null when it has none or is malformed. */
+export function challengeReflector(b: Uint8Array): [number, number] | null {
+  if (b.length !== CHALLENGE_WITH_PORTS || decodeChallenge(b) === null) return null;
+  const a = (b[CHALLENGE_BYTES] << 8) | b[CHALLENGE_BYTES + 1];
+  const c = (b[CHALLENGE_BYTES + 2] << 8) | b[CHALLENGE_BYTES + 3];
+  return a === 0 || c === 0 ? null : [a, c];
 }
 
 export function encodeAuth(pub: PublicKeys, signature: Uint8Array): Uint8Array {

@@ -171,9 +171,9 @@ Deno.test("config: unknown keys in [node] and at the top level are named with th
     top.message,
     [
       'config.toml:1: colour: found an unknown key "colour", allowed: ' +
-      "the tables [node], [[peers]], [relay] and [networks.NAME]",
+      "the tables [node], [[peers]], [relay], [networks.NAME] and [discovery]",
       'config.toml:4: nodes: found an unknown key "nodes", allowed: ' +
-      'the tables [node], [[peers]], [relay] and [networks.NAME] (did you mean "node"?)',
+      'the tables [node], [[peers]], [relay], [networks.NAME] and [discovery] (did you mean "node"?)',
     ].join("\n"),
   );
   const misplaced = invalid(`listen = "0.0.0.0:1"\n${NODE}`).issues[0];

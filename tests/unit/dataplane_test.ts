@@ -188,7 +188,14 @@ Deno.test("writeNonce: 4 zero bytes then the counter as u64 big-endian", () => {
 const SALT = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
 
 function offer(addresses: string[], port = 7834, index = 0xc0ffee01): Offer {
-  return { index, salt: SALT.slice(), port, addresses: addresses.map(parseIp) };
+  return {
+    index,
+    salt: SALT.slice(),
+    port,
+    addresses: addresses.map(parseIp),
+    nat: "unknown",
+    reflexive: null,
+  };
 }
 
 const EIGHT = [
@@ -210,13 +217,18 @@ Deno.test("offer: round trip with 0, 1 and 8 addresses, ports 0 and 65535", () =
     offer(["10.1.2.3"], 0),
     offer(EIGHT, 65535),
     offer(EIGHT, 0, 1),
+    { ...offer(["10.1.2.3"]), nat: "cone", reflexive: { ip: parseIp("203.0.113.7"), port: 41000 } },
+    { ...offer(EIGHT, 65535), nat: "open", reflexive: { ip: parseIp("2001:db8::7"), port: 1 } },
+    { ...offer([]), nat: "symmetric" },
+    { ...offer([]), nat: "blocked" },
   ];
   for (const o of cases) {
     const bytes = encodeOffer(o);
     const v4 = o.addresses.filter((a) => a.family === 4).length;
     const v6 = o.addresses.length - v4;
-    assert.equal(bytes.length, 24 + 5 * v4 + 17 * v6);
-    assert.equal(bytes[0], 1, "version");
+    const tail = 2 + (o.reflexive ? o.reflexive.ip.bytes.length + 2 : 0);
+    assert.equal(bytes.length, 24 + 5 * v4 + 17 * v6 + tail);
+    assert.equal(bytes[0], 2, "version");
     assert.deepEqual(bytes.subarray(1, 5), u32be(o.index));
     assert.deepEqual(bytes.subarray(5, 21), o.salt);
     assert.equal(bytes[21] * 256 + bytes[22], o.port);
@@ -235,8 +247,9 @@ Deno.test("offer: malformed encodings decode to null", () => {
   };
 
   assert.equal(decodeOffer(edit((b) => b[0] = 0)), null, "version 0");
-  assert.equal(decodeOffer(edit((b) => b[0] = 2)), null, "version 2");
-  assert.equal(decodeOffer(good.subarray(0, good.length - 1)), null, "truncated address");
+  assert.equal(decodeOffer(edit((b) => b[0] = 3)), null, "version 3");
+  assert.equal(decodeOffer(good.subarray(0, good.length - 1)), null, "truncated NAT fields");
+  assert.equal(decodeOffer(good.subarray(0, good.length - 3)), null, "truncated address");
   assert.equal(decodeOffer(good.subarray(0, 24 + 5 + 1)), null, "v6 address cut short");
   assert.equal(decodeOffer(bytesOf(good, new Uint8Array(1))), null, "trailing byte");
   assert.equal(decodeOffer(edit((b) => b[23] = 1)), null, "count below what follows");
@@ -256,7 +269,10 @@ Deno.test("offer: malformed encodings decode to null", () => {
   assert.equal(decodeOffer(nine), null, "count 9");
   nine[23] = 8;
   assert.equal(decodeOffer(nine), null, "count 8 then trailing bytes");
+  assert.equal(decodeOffer(nine.subarray(0, 24 + 8 * 5)), null, "v2 without its NAT fields");
+  nine[0] = 1; // version 1 (no NAT fields) is still read
   assert.equal(decodeOffer(nine.subarray(0, 24 + 8 * 5))?.addresses.length, 8);
+  assert.equal(decodeOffer(nine.subarray(0, 24 + 8 * 5))?.nat, "unknown");
 });
 
 Deno.test("offer: every strict prefix of a valid offer is rejected", () => {

@@ -7,6 +7,7 @@ import type { Identity } from "../../identity/keys.ts";
 import type { Logger } from "../../log/logger.ts";
 import { backoffDelay } from "../../peer/backoff.ts";
 import {
+  challengeReflector,
   decodeChallenge,
   decodeDeliver,
   decodeError,
@@ -52,6 +53,7 @@ export class MailboxClient {
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #stopped = true;
+  #reflector: [number, number] | null = null;
 
   constructor(opts: MailboxClientOptions) {
     this.#o = opts;
@@ -65,6 +67,11 @@ export class MailboxClient {
   /** Why the mailbox is not ready (null when it is). */
   get reason(): string | null {
     return this.#state === "ready" ? null : this.#reason;
+  }
+
+  /** The relay's UDP reflector ports, from its last challenge (docs/NAT.md); null: none. */
+  get reflector(): [number, number] | null {
+    return this.#reflector;
   }
 
   get bufferedAmount(): number {
@@ -128,6 +135,7 @@ export class MailboxClient {
       case MailboxFrame.challenge: {
         const nonce = decodeChallenge(b);
         if (!nonce || this.#state !== "connecting") return this.#fail(ws, "unexpected challenge");
+        this.#reflector = challengeReflector(b);
         const id = this.#o.identity;
         signAuth(id.signing, id.publicKeys, nonce).then((auth) => {
           if (this.#ws === ws && ws.readyState === WebSocket.OPEN) ws.send(auth);

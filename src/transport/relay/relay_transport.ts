@@ -22,6 +22,8 @@ export interface RelayStatus {
   state: MailboxState;
   reason: string | null;
   links: number;
+  /** The relay's UDP reflector ports (docs/NAT.md), null when it runs none. */
+  reflector: [number, number] | null;
 }
 
 export interface RelayTransportOptions {
@@ -97,6 +99,7 @@ export class RelayTransport {
       state: r.client.state,
       reason: r.client.reason,
       links: r.links.size,
+      reflector: r.client.reflector,
     }));
   }
 

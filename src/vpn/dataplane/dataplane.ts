@@ -6,6 +6,7 @@
 import type { Cidr } from "../../config/validators.ts";
 import type { Logger } from "../../log/logger.ts";
 import type { FromWorker, NetCounters, PeerPath, ToWorker } from "./messages.ts";
+import { REFLECT_FOR_MS, type ReflectResult } from "./reflect.ts";
 
 export interface DataPlaneOptions {
   shimPath: string;
@@ -31,6 +32,8 @@ export class DataPlane {
   #paths: Record<string, PeerPath> = {};
   #drops: Record<string, number> = {};
   readonly #closing = new Map<string, () => void>();
+  readonly #reflects = new Map<number, (r: ReflectResult[]) => void>();
+  #nextReflect = 1;
   #stopped = false;
   #exited: Promise<void>;
   #markExited!: () => void;
@@ -130,6 +133,26 @@ export class DataPlane {
     this.#post({ t: "send", peer, index, key, candidates });
   }
 
+  /**
+   * Asks reflectors ("IP:PORT") from the data-plane socket which address it has (docs/NAT.md);
+   * resolves within about 1.5 s, with null for every target that did not answer.
+   */
+  reflect(targets: string[]): Promise<ReflectResult[]> {
+    const none = targets.map((target) => ({ target, mapped: null }));
+    if (this.#stopped || this.#local === null) return Promise.resolve(none);
+    const id = this.#nextReflect++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(none), REFLECT_FOR_MS + 2_000);
+      const finish = (r: ReflectResult[]) => {
+        clearTimeout(timer);
+        this.#reflects.delete(id);
+        resolve(r.length === 0 ? none : r);
+      };
+      this.#reflects.set(id, finish);
+      this.#post({ t: "reflect", id, targets });
+    });
+  }
+
   peerGone(peer: string): void {
     delete this.#paths[peer];
     this.#post({ t: "peer_gone", peer });
@@ -140,6 +163,7 @@ export class DataPlane {
     this.#post({ t: "stop" });
     this.#stopped = true;
     for (const done of this.#closing.values()) done();
+    for (const done of [...this.#reflects.values()]) done([]);
     await Promise.race([this.#exited, new Promise((r) => setTimeout(r, CLOSE_TIMEOUT_MS))]);
     this.#worker.terminate();
     this.#port.close();
@@ -186,6 +210,9 @@ export class DataPlane {
         break;
       case "stopped":
         this.#markExited();
+        break;
+      case "reflexive":
+        this.#reflects.get(msg.id)?.(msg.results);
         break;
       case "net_closed":
         this.#closing.get(msg.name)?.();

@@ -19,6 +19,8 @@ export type ToWorker =
   /** The peer's current slot for us, and where to try reaching it. */
   | { t: "send"; peer: string; index: number; key: Uint8Array; candidates: string[] }
   | { t: "peer_gone"; peer: string }
+  /** Ask these reflectors ("IP:PORT") which address our UDP socket has (docs/NAT.md). */
+  | { t: "reflect"; id: number; targets: string[] }
   | { t: "stop" };
 
 export interface NetCounters {
@@ -51,6 +53,8 @@ export type FromWorker =
     drops: Record<string, number>;
   }
   | { t: "net_closed"; name: string }
+  /** The answer to "reflect" `id`: per target, the mapping it saw (null: no answer). */
+  | { t: "reflexive"; id: number; results: { target: string; mapped: string | null }[] }
   | { t: "error"; message: string }
   /** The thread is about to exit (after "stop"). */
   | { t: "stopped" };

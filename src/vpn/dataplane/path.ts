@@ -7,11 +7,21 @@
  * without one, packets go back to the session (TCP, or the relay) and every candidate is probed
  * again — quickly for a while, then every 5 s. A large probe checks that datagrams bigger than
  * the path MTU (fragmented by IP) get through; only then are packets batched into them.
+ *
+ * Probing every candidate from the data-plane socket at the same time as the peer does is also
+ * the NAT hole punch (docs/NAT.md): a peer's public (reflexive) endpoint is one of the candidates,
+ * and an authenticated probe from an address we did not know is learned as one (`learn`).
  */
 export const PROBE_EVERY_MS = 500;
 export const DOWN_AFTER_MS = 1_600;
-/** After this long without an answer, candidates are probed less often. */
-export const EAGER_FOR_MS = 20_000;
+/**
+ * After this long without an answer, candidates are probed less often. Long enough for both
+ * peers' probes to overlap when their offers (with public endpoints) arrive seconds apart.
+ */
+export const EAGER_FOR_MS = 30_000;
+/** Candidates kept from an offer, and learned from probes (the newest). */
+export const MAX_CANDIDATES = 16;
+export const MAX_LEARNED = 4;
 export const SLOW_PROBE_MS = 5_000;
 export const JUMBO_PROBE_MS = 5_000;
 export const JUMBO_VALID_MS = 3 * JUMBO_PROBE_MS;
@@ -30,6 +40,8 @@ export interface Probe {
 
 export class PathState {
   #candidates: string[] = [];
+  #offered: string[] = [];
+  #learned: string[] = [];
   #endpoint: string | null = null;
   #lastReply = -Infinity;
   #rttMs: number | null = null;
@@ -46,11 +58,31 @@ export class PathState {
 
   /** New candidate addresses (a new offer): probing starts over, eagerly. */
   setCandidates(candidates: string[], now: number): void {
-    this.#candidates = [...new Set(candidates)];
-    if (!this.direct(now)) {
-      this.#probingSince = now;
-      this.#nextProbe = now;
-    }
+    this.#offered = [...new Set(candidates)].slice(0, MAX_CANDIDATES);
+    this.#merge();
+    if (!this.direct(now)) this.#restart(now);
+  }
+
+  /**
+   * An authenticated probe came from `from`: the peer's packets leave from there (e.g. through a
+   * NAT we could not predict), so our probes try it too. True when it was new.
+   */
+  learn(from: string, now: number): boolean {
+    if (this.#candidates.includes(from)) return false;
+    this.#learned.push(from);
+    if (this.#learned.length > MAX_LEARNED) this.#learned.shift();
+    this.#merge();
+    if (!this.direct(now)) this.#restart(now);
+    return true;
+  }
+
+  #merge(): void {
+    this.#candidates = [...new Set([...this.#offered, ...this.#learned])];
+  }
+
+  #restart(now: number): void {
+    this.#probingSince = now;
+    this.#nextProbe = now;
   }
 
   get candidates(): readonly string[] {

@@ -22,6 +22,7 @@ import {
   writeHeader,
   writeNonce,
 } from "../../wire/dataplane.ts";
+import { isReflectorMessage } from "../../wire/reflector.ts";
 import {
   decodePackets,
   NET_TAG_BYTES,
@@ -33,6 +34,7 @@ import { ADDRESS_RECORD, addressRecord, addressText, DATAPLANE_SYMBOLS } from ".
 import type { DataPlaneSymbols } from "./ffi.ts";
 import type { FromWorker, NetCounters, PeerPath, ToWorker, WorkerInit } from "./messages.ts";
 import { JUMBO_DATAGRAM, PathState, SAFE_DATAGRAM } from "./path.ts";
+import { ReflectJob } from "./reflect.ts";
 import { ReplayWindow } from "./replay_window.ts";
 
 const BATCH = 64;
@@ -117,6 +119,8 @@ class DataPlaneWorker {
   #lastTraffic = -Infinity;
   readonly #warmBuf = new Uint8Array(128);
   readonly #warmKey = new Uint8Array(32);
+  /** The reflector round in progress (docs/NAT.md), and its request id. */
+  #reflect: { id: number; job: ReflectJob } | null = null;
 
   constructor(lib: DataPlaneSymbols, port: MessagePort) {
     this.#lib = lib;
@@ -286,6 +290,21 @@ class DataPlaneWorker {
         if (!peer) break;
         for (const s of peer.slots) this.#slots.delete(s.index);
         this.#peers.delete(msg.peer);
+        break;
+      }
+      case "reflect": {
+        if (this.#reflect) this.#post({ t: "reflexive", id: this.#reflect.id, results: [] });
+        const job = new ReflectJob(
+          msg.targets,
+          now,
+          (n) => crypto.getRandomValues(new Uint8Array(n)),
+        );
+        if (this.#udp < 0) {
+          this.#post({ t: "reflexive", id: msg.id, results: job.results() });
+          break;
+        }
+        this.#reflect = { id: msg.id, job };
+        this.#nextTick = now; // the first requests at once
         break;
       }
       case "stop":
@@ -485,6 +504,8 @@ class DataPlaneWorker {
   }
 
   #datagram(d: Uint8Array, from: Uint8Array, now: number): void {
+    // Den datagrams start with their kind (1..3): "DENR" can only be a reflector's answer.
+    if (isReflectorMessage(d)) return this.#reflected(d, from, now);
     const h = readHeader(d);
     if (!h) return this.#drop("malformed");
     const slot = this.#slots.get(h.index);
@@ -508,6 +529,8 @@ class DataPlaneWorker {
     if (h.kind === DatagramKind.probe) {
       if (plain.length < PROBE_BODY) return this.#drop("malformed");
       if (!peer.send) return this.#drop("no_key");
+      // A peer-reflexive candidate: where the peer's probes come from is worth probing too.
+      if (peer.path.learn(addressText(from), now)) this.#nextTick = now;
       const at = this.#reserve(DATAGRAM_OVERHEAD + REPLY_BODY);
       const body = at + DATAGRAM_HEADER;
       this.#sbuf.set(plain.subarray(0, 4), body);
@@ -556,6 +579,33 @@ class DataPlaneWorker {
     net.woff = 0;
   }
 
+  #reflected(d: Uint8Array, from: Uint8Array, now: number): void {
+    const r = this.#reflect;
+    if (!r || !r.job.onResponse(d, addressText(from), now)) {
+      return this.#drop("reflector_unexpected");
+    }
+    if (r.job.done(now)) this.#endReflect();
+  }
+
+  #endReflect(): void {
+    const r = this.#reflect!;
+    this.#reflect = null;
+    this.#post({ t: "reflexive", id: r.id, results: r.job.results() });
+  }
+
+  #tickReflect(now: number): void {
+    const job = this.#reflect?.job;
+    if (!job) return;
+    for (const { to, request } of job.due(now)) {
+      const rec = this.#record(to);
+      if (!rec) continue;
+      const at = this.#reserve(request.length);
+      this.#sbuf.set(request, at);
+      this.#commit(at, at + request.length, rec);
+    }
+    if (job.done(now)) this.#endReflect();
+  }
+
   // ---- timers
 
   #tick(now: number): void {
@@ -576,6 +626,7 @@ class DataPlaneWorker {
         }
         if (peer.path.direct(now) !== peer.wasDirect) this.#pathChanged(peer, now);
       }
+      this.#tickReflect(now);
       this.#flushSend();
     }
     if (now >= this.#nextStats) {
