@@ -7,7 +7,7 @@
  * Mutations come from a seeded PRNG, so a failure is reproducible from the seed it reports.
  */
 import { prng } from "./prng.ts";
-import { toHex } from "../../src/crypto/encoding.ts";
+import { concatBytes, toHex } from "../../src/crypto/encoding.ts";
 import { generateIdentity, type Identity } from "../../src/identity/keys.ts";
 import { decodeIdentityBlock, MAX_HANDSHAKE_MESSAGE } from "../../src/session/codec.ts";
 import { HandshakeError, RecordError } from "../../src/session/errors.ts";
@@ -66,13 +66,13 @@ class Mutator {
       else if (kind === 1 && m.length) m[at] = this.int(256); // random byte
       else if (kind === 2 && m.length) m[at] = [0, 0xff, 0x7f, 0x80, 1][this.int(5)]; // edge byte
       else if (kind === 3) m = m.slice(0, this.int(m.length + 1)); // truncate
-      else if (kind === 4) m = concat(m, this.bytes(1 + this.int(64))); // extend
+      else if (kind === 4) m = concatBytes(m, this.bytes(1 + this.int(64))); // extend
       else if (kind === 5 && m.length) { // duplicate a slice in place
         const len = 1 + this.int(Math.min(64, m.length - at));
-        m = concat(m.slice(0, at), m.slice(at, at + len), m.slice(at));
+        m = concatBytes(m.slice(0, at), m.slice(at, at + len), m.slice(at));
       } else if (kind === 6 && m.length) { // delete a slice
         const len = 1 + this.int(Math.min(64, m.length - at));
-        m = concat(m.slice(0, at), m.slice(at + len));
+        m = concatBytes(m.slice(0, at), m.slice(at + len));
       } else if (kind === 7 && m.length >= 2) { // u16 length/count field to an extreme
         const v = [0, 1, 0xff, 0x100, 0x101, 0xffff][this.int(6)];
         const p = Math.min(at, m.length - 2);
@@ -82,16 +82,6 @@ class Mutator {
     }
     return m.length > limit ? m.slice(0, limit) : m;
   }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function same(a: Uint8Array, b: Uint8Array): boolean {

@@ -10,6 +10,7 @@
  * gives a `DecodeError` result; nothing throws. Encoding writes names uncompressed.
  */
 import { formatIp, parseIp } from "../config/validators.ts";
+import { concatBytes } from "../crypto/encoding.ts";
 
 export const MAX_MESSAGE = 9000;
 export const MAX_RECORDS = 64;
@@ -317,16 +318,6 @@ function rdataBytes(d: RData): Uint8Array[] {
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Encodes a message (no name compression). Throws RangeError on values DNS cannot carry. */
 export function encodeMessage(m: DnsMessage): Uint8Array {
   const records = [...m.answers, ...m.authorities, ...m.additionals];
@@ -346,7 +337,7 @@ export function encodeMessage(m: DnsMessage): Uint8Array {
     );
   }
   for (const r of records) {
-    const rdata = concat(rdataBytes(r.data));
+    const rdata = concatBytes(...rdataBytes(r.data));
     const ttl = Uint8Array.of(
       r.ttl >>> 24,
       (r.ttl >>> 16) & 0xff,
@@ -362,7 +353,7 @@ export function encodeMessage(m: DnsMessage): Uint8Array {
       rdata,
     );
   }
-  const out = concat(parts);
+  const out = concatBytes(...parts);
   if (out.length > MAX_MESSAGE) throw new RangeError(`DNS message of ${out.length} bytes`);
   return out;
 }

@@ -16,6 +16,7 @@ import {
   waitConnected,
   waitValue,
 } from "../support/den_nodes.ts";
+import { concatBytes } from "../../src/crypto/encoding.ts";
 
 interface HistoryRow {
   key: string;
@@ -213,16 +214,6 @@ function pcapFlows(pcap: Uint8Array): { packets: number; flows: Map<string, Flow
   return { packets, flows };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 function portOf(hostPort: string): number {
   return Number(hostPort.slice(hostPort.lastIndexOf(":") + 1));
 }
@@ -334,7 +325,7 @@ Deno.test({
         const pcap = await Deno.readFile(pcapPath);
         search("the capture (raw)", pcap);
         const { packets, flows } = pcapFlows(pcap);
-        const streams = [...flows.values()].map((f) => ({ ...f, data: concat(f.bytes) }));
+        const streams = [...flows.values()].map((f) => ({ ...f, data: concatBytes(...f.bytes) }));
         for (const s of streams) search(`the TCP stream ${s.sport}→${s.dport}`, s.data);
         assert.deepEqual(where, [], `the canary value was found in: ${where.join(", ")}`);
 

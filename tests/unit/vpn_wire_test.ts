@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { toHex, utf8 } from "../../src/crypto/encoding.ts";
+import { concatBytes, toHex, utf8 } from "../../src/crypto/encoding.ts";
 import {
   type Cidr,
   formatCidr,
@@ -281,17 +281,10 @@ Deno.test("packets: malformed frames and headers are rejected", () => {
   const v4 = ipv4("10.0.0.1", "10.0.0.2", 20);
   const v6 = ipv6("fd00::1", "fd00::2", 20);
   const frame = (...ps: Uint8Array[]) => {
-    const parts = [
+    return concatBytes(
       TAG,
       ...ps.flatMap((p) => [new Uint8Array([p.length >> 8, p.length & 0xff]), p]),
-    ];
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    );
   };
   const edit = (p: Uint8Array, f: (c: Uint8Array) => void) => {
     const c = p.slice();
