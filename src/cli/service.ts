@@ -93,6 +93,7 @@ export const serviceInstallCommand: CommandSpec = {
     "tls-cert": relayOption("tls-cert"),
     "tls-key": relayOption("tls-key"),
     metrics: relayOption("metrics"),
+    reflector: relayOption("reflector"),
     print: {
       type: "boolean",
       help: "print the unit to stdout (its path on stderr) and change nothing",

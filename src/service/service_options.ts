@@ -22,13 +22,14 @@ export interface ServiceOptions {
     tlsCert: string | null;
     tlsKey: string | null;
     metrics: string | null;
+    reflector: string | null;
   } | null;
   print: boolean;
   noStart: boolean;
   force: boolean;
 }
 
-const RELAY_FLAGS = ["listen", "tls-cert", "tls-key", "metrics"] as const;
+const RELAY_FLAGS = ["listen", "tls-cert", "tls-key", "metrics", "reflector"] as const;
 const DAEMON_FLAGS = ["passphrase-file", "user"] as const;
 
 function usage(message: string, hint = "see den service install --help"): DenError {
@@ -83,7 +84,9 @@ export function readServiceOptions(flags: FlagReader): ServiceOptions {
     }
     const metrics = flags.string("metrics") ?? null;
     if (metrics !== null && metrics !== "off") hostPort("metrics", metrics);
-    relay = { listen, port: hostPort("listen", listen), tlsCert, tlsKey, metrics };
+    const reflector = flags.string("reflector") ?? null;
+    if (reflector !== null && reflector !== "off") hostPort("reflector", reflector);
+    relay = { listen, port: hostPort("listen", listen), tlsCert, tlsKey, metrics, reflector };
   }
   return {
     kind,

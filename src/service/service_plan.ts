@@ -4,6 +4,7 @@
  * how den is run) comes in as `PlanInput`, gathered by service_inputs.ts.
  */
 import { dirname, join } from "node:path";
+import { parseHostPort } from "../config/validators.ts";
 import { launchdPlist } from "./launchd_plist.ts";
 import { type ExecArg, systemdUnit } from "./systemd_unit.ts";
 import {
@@ -146,6 +147,7 @@ function denArgs(input: PlanInput, credentials: boolean): ExecArg[] {
     ...file("tls-cert", r.tlsCert),
     ...file("tls-key", r.tlsKey),
     ...(r.metrics === null ? [] : ["--metrics", r.metrics]),
+    ...(r.reflector === null ? [] : ["--reflector", r.reflector]),
   ];
 }
 
@@ -247,12 +249,19 @@ function systemdPlan(input: PlanInput): string {
     runtimeDirectory: dirs !== null && !system && input.home === null && !dirs.socketInDataDir,
     unsetRuntimeDir: system ||
       (dirs !== null && input.home === null && dirs.socketInDataDir),
-    listenPort: input.relay?.port ?? null,
+    listenPort: lowestRelayPort(input.relay),
     dynamicUser,
     privateTmp,
     protectHome: input.kind === "daemon" ? null : dynamicUser ? "yes" : "read-only",
     comments,
   });
+}
+
+/** The lowest port the relay binds: its listen port, or an explicit reflector's (PORT, PORT+1). */
+function lowestRelayPort(r: RelayFlags | null): number | null {
+  if (r === null) return null;
+  if (r.reflector === null || r.reflector === "off") return r.port;
+  return Math.min(r.port, parseHostPort(r.reflector).port);
 }
 
 function launchdPlan(input: PlanInput): string {

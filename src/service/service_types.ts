@@ -23,6 +23,8 @@ export interface RelayFlags {
   tlsKey: string | null;
   /** HOST:PORT or "off"; null keeps den relay's default. */
   metrics: string | null;
+  /** HOST:PORT (UDP on PORT and PORT+1) or "off"; null keeps den relay's default. */
+  reflector: string | null;
 }
 
 export function managerFor(os: ServiceOs): ServiceManager {

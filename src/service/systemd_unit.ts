@@ -34,7 +34,7 @@ export interface SystemdUnitSpec {
   runtimeDirectory: boolean;
   /** UnsetEnvironment=XDG_RUNTIME_DIR: the socket goes to the data dir. */
   unsetRuntimeDir: boolean;
-  /** The relay's listen port: below 1024 it needs CAP_NET_BIND_SERVICE. */
+  /** The lowest port the relay binds (TCP listen, UDP reflector): below 1024 it needs CAP_NET_BIND_SERVICE. */
   listenPort: number | null;
   /** DynamicUser=yes (the relay in system scope, compiled binary only). */
   dynamicUser: boolean;

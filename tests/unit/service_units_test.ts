@@ -53,6 +53,7 @@ function relayInput(port: number, over: Partial<PlanInput> = {}): PlanInput {
       tlsCert: "/etc/den/cert.pem",
       tlsKey: "/etc/den/key.pem",
       metrics: null,
+      reflector: null,
     },
     ...over,
   });
@@ -152,6 +153,17 @@ Deno.test("service units: the relay on :443 gets CAP_NET_BIND_SERVICE, on :8765 
   const high = planService(relayInput(8765)).content;
   assert.equal(values(high, "AmbientCapabilities").length, 0);
   assert.deepEqual(values(high, "CapabilityBoundingSet"), [""], "an empty bounding set");
+
+  // The UDP reflector binds its own ports: a low one needs the capability too.
+  const withReflector = (reflector: string) => {
+    const input = relayInput(8765);
+    return planService({ ...input, relay: { ...input.relay!, reflector } }).content;
+  };
+  const lowReflector = withReflector("0.0.0.0:500");
+  assert.deepEqual(values(lowReflector, "AmbientCapabilities"), ["CAP_NET_BIND_SERVICE"]);
+  assert.match(values(lowReflector, "ExecStart")[0], / --reflector 0\.0\.0\.0:500$/);
+  assert.equal(values(withReflector("off"), "AmbientCapabilities").length, 0);
+  assert.match(values(withReflector("off"), "ExecStart")[0], / --reflector off$/);
 
   const user = planService(relayInput(443, { scope: "user" })).content;
   assert.equal(values(user, "CapabilityBoundingSet").length, 0);
