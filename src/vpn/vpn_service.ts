@@ -470,10 +470,12 @@ export class VpnService {
     const dp = this.#dp;
     if (!dp) return;
     const used = this.#slotIndex.get(peer.fingerprint) ?? [];
+    // The worker finds slots by index alone, so an index must be unique across all peers' slots.
+    const live = new Set([...this.#slotIndex.values()].flat());
     let index: number;
     do {
       index = new DataView(randomBytes(4).buffer).getUint32(0);
-    } while (index === 0 || used.includes(index));
+    } while (index === 0 || live.has(index));
     this.#slotIndex.set(peer.fingerprint, [...used.slice(-2), index]);
     const salt = randomBytes(OFFER_SALT_BYTES);
     dp.openSlot(
