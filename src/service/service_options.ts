@@ -2,7 +2,7 @@
 import { parseHostPort, ValueError } from "../config/validators.ts";
 import { RELAY_PORT } from "../config/defaults.ts";
 import { DenError, Exit } from "../errors.ts";
-import type { ServiceKind, ServiceScope } from "./service_types.ts";
+import type { RelayFlags, ServiceKind, ServiceScope } from "./service_types.ts";
 
 export interface FlagReader {
   string(name: string): string | undefined;
@@ -16,14 +16,7 @@ export interface ServiceOptions {
   /** --user: the account a system daemon runs as. */
   user: string | null;
   passphraseFile: string | null;
-  relay: {
-    listen: string;
-    port: number;
-    tlsCert: string | null;
-    tlsKey: string | null;
-    metrics: string | null;
-    reflector: string | null;
-  } | null;
+  relay: RelayFlags | null;
   print: boolean;
   noStart: boolean;
   force: boolean;
