@@ -80,8 +80,3 @@ export function pickInterfaces(
 export function queryDelay(n: number): number {
   return Math.min(QUERY_CAP_MS, QUERY_FIRST_MS * 2 ** Math.min(n, 16));
 }
-
-/** "HOST:PORT" for dialling, with IPv6 in brackets. */
-export function dialAddress(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}

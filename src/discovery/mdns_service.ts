@@ -17,7 +17,6 @@ import { asksForDen, hintedTeams, parseAdverts, query, response } from "./mdns_r
 import {
   ANSWER_PER_QUERIER,
   ANSWER_TOTAL,
-  dialAddress,
   HINT_CHECKS,
   type McastInterface,
   pickInterfaces,
@@ -25,6 +24,7 @@ import {
   RX_PER_SOURCE,
   RX_TOTAL,
 } from "./mdns_policy.ts";
+import { hostPortString } from "../util/net_addr.ts";
 
 export const MDNS_GROUP = "224.0.0.251";
 export const MDNS_PORT = 5353;
@@ -315,7 +315,7 @@ export class MdnsService {
     for (const a of adverts) {
       if (a.fingerprint === this.#o.fingerprint) continue; // our own, looped back
       if (a.ttl === 0) continue; // a goodbye: nothing to dial
-      this.#seen(a.fingerprint, dialAddress(from.hostname, a.port), a.hints);
+      this.#seen(a.fingerprint, hostPortString(from.hostname, a.port), a.hints);
     }
   }
 

@@ -4,8 +4,9 @@
  * address they see, and says what kind of NAT this machine is behind and what that means for
  * direct VPN paths. (The daemon does the same from its data-plane socket; this is a check.)
  */
-import { parseIp } from "../config/validators.ts";
-import { classifyNat, localEndpoints, type NatResult } from "../vpn/nat.ts";
+import { parseHostPort } from "../config/validators.ts";
+import { netAddrString } from "../util/net_addr.ts";
+import { classifyNat, localEndpoints, type NatResult, reflectorEndpoints } from "../vpn/nat.ts";
 import { ReflectJob, type ReflectResult } from "../vpn/dataplane/reflect.ts";
 import { parseReflectorHeader, REFLECTOR_HEADER } from "../wire/reflector.ts";
 import type { CheckResult } from "./checks.ts";
@@ -79,25 +80,16 @@ function verdict(url: string, nat: NatResult): CheckResult {
 /** The two reflector endpoints of a relay, from its HTTP answer's header; null without one. */
 async function reflectorOf(url: string): Promise<string[] | null> {
   let ports: [number, number] | null;
-  let host: string;
   try {
     const res = await fetch(url.replace(/^ws/, "http"), { signal: AbortSignal.timeout(3000) });
     await res.body?.cancel();
     ports = parseReflectorHeader(res.headers.get(REFLECTOR_HEADER));
-    host = new URL(url).hostname.replace(/^\[|\]$/g, "");
   } catch {
     return null;
   }
   if (!ports) return null;
-  let ip = host;
-  try {
-    parseIp(host);
-  } catch {
-    ip = (await Deno.resolveDns(host, "A").catch(() => []))[0];
-    if (!ip) return null;
-  }
-  const h = ip.includes(":") ? `[${ip}]` : ip;
-  return ports.map((p) => `${h}:${p}`);
+  const endpoints = await reflectorEndpoints(url, ports, null);
+  return endpoints.length > 0 ? endpoints : null;
 }
 
 /** Asks the targets from one fresh UDP socket (three tries over 1.5 s). */
@@ -110,20 +102,14 @@ async function probe(targets: string[]): Promise<{ results: ReflectResult[]; bou
   const receiving = (async () => {
     for (;;) {
       const [data, addr] = await sock.receive();
-      const a = addr as Deno.NetAddr;
-      const from = a.hostname.includes(":")
-        ? `[${a.hostname}]:${a.port}`
-        : `${a.hostname}:${a.port}`;
-      job.onResponse(data, from, performance.now());
+      job.onResponse(data, netAddrString(addr as Deno.NetAddr), performance.now());
     }
   })().catch(() => {});
   try {
     while (!job.done(performance.now())) {
       for (const { to, request } of job.due(performance.now())) {
-        const i = to.lastIndexOf(":");
-        const hostname = to.slice(0, i).replace(/^\[|\]$/g, "");
-        await sock.send(request, { transport: "udp", hostname, port: Number(to.slice(i + 1)) })
-          .catch(() => {});
+        const { host, port } = parseHostPort(to);
+        await sock.send(request, { transport: "udp", hostname: host, port }).catch(() => {});
       }
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -1,4 +1,9 @@
-/** HOST:PORT for people and logs, with brackets around an IPv6 host. */
+/** HOST:PORT for dialling, people and logs, with brackets around an IPv6 host. */
+export function hostPortString(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** A socket address as HOST:PORT. */
 export function netAddrString(a: Deno.NetAddr): string {
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+  return hostPortString(a.hostname, a.port);
 }

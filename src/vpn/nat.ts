@@ -4,6 +4,8 @@
  */
 import { NAT_TYPES, type NatType } from "../wire/dataplane.ts";
 import { canonicalEndpoint, parseEndpoint } from "../wire/reflector.ts";
+import { parseIp } from "../config/validators.ts";
+import { hostPortString } from "../util/net_addr.ts";
 
 export { NAT_TYPES, type NatType };
 
@@ -29,7 +31,7 @@ export function localEndpoints(bound: string, interfaceAddresses: string[]): str
   const out: string[] = [];
   for (const a of interfaceAddresses) {
     const host = a.split("%")[0];
-    const e = canonicalEndpoint(host.includes(":") ? `[${host}]:${b.port}` : `${host}:${b.port}`);
+    const e = canonicalEndpoint(hostPortString(host, b.port));
     if (e && parseEndpoint(e)!.ip.family === b.ip.family) out.push(e);
   }
   return out;
@@ -97,4 +99,36 @@ export function natVerdict(local: NatType, peer: NatType, directNow: boolean): N
     return v("trying", "probing the peer's addresses (NAT type not known yet)");
   }
   return v("trying", `probing (${local} here, ${peer} at the peer): hole punching in progress`);
+}
+
+/** Looks a host name up: its A (family 4) or AAAA (family 6) records. */
+export async function resolveHost(host: string, family: 4 | 6): Promise<string[]> {
+  return await Deno.resolveDns(host, family === 4 ? "A" : "AAAA");
+}
+
+/**
+ * A relay's reflector endpoints: the host of its URL (an IP of `family`, or the name resolved
+ * in it) with each of `ports`. `family` null takes an IP literal as it is and resolves names
+ * over IPv4. Empty when the URL is bad or nothing resolves.
+ */
+export async function reflectorEndpoints(
+  url: string,
+  ports: readonly number[],
+  family: 4 | 6 | null,
+  resolve: (host: string, family: 4 | 6) => Promise<string[]> = resolveHost,
+): Promise<string[]> {
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+  } catch {
+    return [];
+  }
+  let ip: string | undefined;
+  try {
+    const literal = parseIp(host); // throws for a name
+    if (family === null || literal.family === family) ip = host;
+  } catch {
+    ip = (await resolve(host, family ?? 4).catch(() => []))[0];
+  }
+  return ip ? ports.map((p) => hostPortString(ip, p)) : [];
 }

@@ -4,9 +4,14 @@
  * tells `onChange` when the result differs from the last one. Runs as soon as a relay with a
  * reflector is ready, then every 60 s.
  */
-import { parseIp } from "../config/validators.ts";
 import type { Logger } from "../log/logger.ts";
-import { classifyNat, localEndpoints, type NatResult, UNKNOWN_NAT } from "./nat.ts";
+import {
+  classifyNat,
+  localEndpoints,
+  type NatResult,
+  reflectorEndpoints,
+  UNKNOWN_NAT,
+} from "./nat.ts";
 import type { ReflectResult } from "./dataplane/reflect.ts";
 
 export const NAT_RECHECK_MS = 60_000;
@@ -93,22 +98,8 @@ export class NatMonitor {
   async #targets(local: string): Promise<string[]> {
     const family = local.startsWith("[") ? 6 : 4;
     for (const r of this.#o.reflectors()) {
-      let host: string;
-      try {
-        host = new URL(r.url).hostname.replace(/^\[|\]$/g, "");
-      } catch {
-        continue;
-      }
-      let ips: string[];
-      try {
-        ips = [parseIp(host)].filter((ip) => ip.family === family).map(() => host);
-      } catch {
-        ips = await (this.#o.resolve ?? resolveHost)(host, family).catch(() => []);
-      }
-      const ip = ips[0];
-      if (!ip) continue;
-      const h = family === 6 ? `[${ip}]` : ip;
-      return r.ports.map((p) => `${h}:${p}`);
+      const endpoints = await reflectorEndpoints(r.url, r.ports, family, this.#o.resolve);
+      if (endpoints.length > 0) return endpoints;
     }
     return [];
   }
@@ -132,8 +123,4 @@ function interfaceAddresses(): string[] {
   } catch {
     return [];
   }
-}
-
-async function resolveHost(host: string, family: 4 | 6): Promise<string[]> {
-  return await Deno.resolveDns(host, family === 4 ? "A" : "AAAA");
 }

@@ -45,6 +45,7 @@ import {
   packetSource,
   VpnMsgType,
 } from "../wire/vpn.ts";
+import { hostPortString } from "../util/net_addr.ts";
 
 /** How often routes are announced again; an announcement lives three times as long. */
 export const ANNOUNCE_EVERY_MS = 10_000;
@@ -512,13 +513,13 @@ export class VpnService {
     }
     this.#peerNat.set(from.fingerprint, offer.nat);
     const hosts = [from.remoteIp, ...offer.addresses.map(formatIp)].filter((h) => h !== null);
-    const endpoint = (h: string, port: number) =>
-      h.includes(":") ? `[${h}]:${port}` : `${h}:${port}`;
     const candidates = offer.port === 0 ? [] : [
       ...new Set([
-        ...hosts.map((h) => endpoint(h, offer.port)),
+        ...hosts.map((h) => hostPortString(h, offer.port)),
         // Its public mapping (docs/NAT.md): probing it while it probes us is the hole punch.
-        ...(offer.reflexive ? [endpoint(formatIp(offer.reflexive.ip), offer.reflexive.port)] : []),
+        ...(offer.reflexive
+          ? [hostPortString(formatIp(offer.reflexive.ip), offer.reflexive.port)]
+          : []),
       ]),
     ];
     const key = packetKey(from.dataPlaneKey, offer.salt, from.fingerprint, offer.index);

@@ -11,6 +11,7 @@
  * cannot amplify. Den data-plane datagrams start with their kind (1, 2 or 3), never with "D".
  */
 import { formatIp, type IpAddress, parseHostPort, parseIp } from "../config/validators.ts";
+import { hostPortString } from "../util/net_addr.ts";
 
 export const REFLECTOR_MAGIC = Uint8Array.of(0x44, 0x45, 0x4e, 0x52); // "DENR"
 export const REFLECTOR_VERSION = 1;
@@ -89,7 +90,7 @@ export function decodeResponse(b: Uint8Array): ReflectorResponse | null {
   const port = (b[HEAD + 1] << 8) | b[HEAD + 2];
   if (port === 0) return null;
   const host = formatIp({ family, bytes: b.slice(RESPONSE_FIXED) });
-  return { txid: b.slice(6, HEAD), mapped: family === 4 ? `${host}:${port}` : `[${host}]:${port}` };
+  return { txid: b.slice(6, HEAD), mapped: hostPortString(host, port) };
 }
 
 /** "IP:PORT" → the parts, or null when it is not an IP literal with a port 1..65535. */
@@ -108,7 +109,7 @@ export function canonicalEndpoint(text: string): string | null {
   const e = parseEndpoint(text);
   if (!e) return null;
   const host = formatIp(e.ip);
-  return e.ip.family === 4 ? `${host}:${e.port}` : `[${host}]:${e.port}`;
+  return hostPortString(host, e.port);
 }
 
 /** A `den-reflector` header value "P1,P2" → the two ports, or null. */

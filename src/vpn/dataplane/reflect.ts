@@ -9,6 +9,7 @@ import {
   encodeRequest,
   TXID_BYTES,
 } from "../../wire/reflector.ts";
+import { equalBytes } from "../../crypto/encoding.ts";
 
 /** Requests go out at 0, 500 and 1000 ms; answers are awaited until 1500 ms. */
 export const REFLECT_EVERY_MS = 500;
@@ -67,7 +68,7 @@ export class ReflectJob {
     if (!r) return false;
     const src = canonicalEndpoint(from);
     const t = this.#targets.find((t) => t.canonical !== null && t.canonical === src);
-    if (!t || !sameTxid(t.txid, r.txid)) return false;
+    if (!t || !equalBytes(t.txid, r.txid)) return false;
     t.mapped ??= r.mapped;
     return true;
   }
@@ -80,8 +81,4 @@ export class ReflectJob {
   results(): ReflectResult[] {
     return this.#targets.map((t) => ({ target: t.text, mapped: t.mapped }));
   }
-}
-
-function sameTxid(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
