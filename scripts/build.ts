@@ -14,6 +14,7 @@
  */
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
+import { toHex } from "../src/crypto/encoding.ts";
 import { denTaskFlags } from "../src/util/den_task.ts";
 import { shellLine } from "../src/util/shell_quote.ts";
 import { VERSION } from "../src/version.ts";
@@ -79,7 +80,7 @@ async function exists(file: string): Promise<boolean> {
 
 async function sha256File(file: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(file));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(new Uint8Array(digest));
 }
 
 /** Writes `<out>/SHA256SUMS` for every release binary in `out`; returns its text. */

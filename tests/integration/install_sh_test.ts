@@ -5,6 +5,7 @@
  * platform's asset they are, so running the installed binary proves which one was picked.
  */
 import assert from "node:assert/strict";
+import { toHex } from "../../src/crypto/encoding.ts";
 
 const INSTALL_SH = new URL("../../scripts/install.sh", import.meta.url).pathname;
 const VERSION = "1.2.3";
@@ -50,7 +51,7 @@ function assetScript(version: string, platform: string): string {
 async function sha256Hex(data: Uint8Array<ArrayBuffer> | string): Promise<string> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(new Uint8Array(digest));
 }
 
 /** Writes every platform's asset and a SHA256SUMS for them into dir. */
